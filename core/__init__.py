@@ -1,0 +1,1 @@
+"""ai-log-analyzer: fetch → normalize → fingerprint → classify → detect → propagate → persist → report → publish."""

@@ -1,0 +1,246 @@
+"""The domain objects every pipeline stage passes to the next: plain data, no I/O.
+
+fetch yields raw documents (dicts) → normalize yields `Event` → fingerprint gives a `Fingerprint`
+→ classify gives a `ProblemClass` → aggregate folds events into `Incident`s (one problem in one
+15-minute window in one namespace/workload) → detect gives `Peak`s and `Finding`s → propagate gives
+`Chain`s. All timestamps are timezone-aware UTC datetimes; windows are half-open [start, end).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+WINDOW = timedelta(minutes=15)
+"""The incident window: every incident belongs to one aligned 15-minute window."""
+
+MAX_SAMPLES = 3
+"""Samples kept per incident."""
+
+MAX_TRACE_IDS = 50
+"""Trace ids kept per incident (evidence for propagation chains; bounded so memory stays flat)."""
+
+
+def utc(dt: datetime) -> datetime:
+    """Return `dt` as an aware UTC datetime (naive values are taken to be UTC)."""
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def window_start(ts: datetime, size: timedelta = WINDOW) -> datetime:
+    """The start of the aligned window of `size` that holds `ts`."""
+    ts = utc(ts)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return epoch + ((ts - epoch) // size) * size
+
+
+def isoformat(dt: datetime) -> str:
+    """ISO-8601 in UTC with a trailing Z, second precision (the format of every report)."""
+    return utc(dt).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """The Kubernetes workload that produced a log line."""
+
+    kind: str  # Deployment | StatefulSet | DaemonSet | Job | CronJob | Pod | Unknown
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.namespace}/{self.name}"
+
+
+@dataclass(slots=True)
+class Event:
+    """One error log line, attributed to its workload."""
+
+    timestamp: datetime
+    namespace: str
+    pod: str
+    container: str
+    workload: Workload
+    app: str  # the application name (app label, else the workload name)
+    level: str  # lower-case: error, fatal, critical, …
+    message: str
+    error_type: str | None = None
+    trace_id: str | None = None
+    doc_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """A stable identity for all messages that differ only in their variable parts."""
+
+    key: str  # 16 lower-case hex characters; a pure function of the message
+    template: str  # the masked message, e.g. "Connection to <HOST> refused after <NUM> ms"
+    exception_type: str | None = None  # e.g. "java.sql.SQLTransientConnectionException"
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemClass:
+    """What classify decides for a fingerprint in its context: the problem id and its hints."""
+
+    category: str  # DATABASE, NETWORK, TIMEOUT, AUTH, BUSINESS, INFRA, EXTERNAL, CONFIG, APPLICATION …
+    flow: str  # business flow, e.g. card_servicing
+    error_class: str  # e.g. connection_pool
+    severity: str = "medium"  # critical | high | medium | low
+    remediation: tuple[str, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return f"{self.category}:{self.flow}:{self.error_class}"
+
+
+@dataclass(slots=True)
+class Incident:
+    """One problem in one 15-minute window in one namespace/workload, with its count and samples."""
+
+    problem_id: str
+    category: str
+    flow: str
+    error_class: str
+    severity: str
+    window_start: datetime
+    window_end: datetime
+    namespace: str
+    workload_kind: str
+    workload_name: str
+    count: int = 0
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    samples: list[str] = field(default_factory=list)  # raw (unredacted) messages, ≤ MAX_SAMPLES
+    fingerprints: dict[str, str] = field(default_factory=dict)  # fingerprint key → template
+    trace_ids: list[str] = field(default_factory=list)  # ≤ MAX_TRACE_IDS, in order of appearance
+    apps: list[str] = field(default_factory=list)
+
+    @property
+    def workload(self) -> Workload:
+        return Workload(self.workload_kind, self.namespace, self.workload_name)
+
+    @property
+    def key(self) -> tuple[str, datetime, str, str, str]:
+        return (self.problem_id, self.window_start, self.namespace, self.workload_kind, self.workload_name)
+
+
+@dataclass(slots=True)
+class InputStats:
+    """What the input stages saw: documents read and what was skipped, by reason."""
+
+    fetched: int = 0
+    accepted: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)  # reason → count
+    truncated: int = 0  # messages cut to the maximum length but kept
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+    @property
+    def skipped_total(self) -> int:
+        return sum(self.skipped.values())
+
+
+@dataclass(slots=True)
+class Analysis:
+    """Everything aggregated from one analysed range [start, end): the input of detect/propagate."""
+
+    start: datetime
+    end: datetime
+    incidents: list[Incident]
+    # per-minute event counts, keyed by (problem_id, namespace) → {minute start: count}
+    minute_counts: dict[tuple[str, str], dict[datetime, int]]
+    stats: InputStats
+
+
+@dataclass(frozen=True, slots=True)
+class Peak:
+    """An unusual rate: a spike (a window far above its baseline) or a burst (a sharp surge inside it)."""
+
+    kind: str  # spike | burst
+    scope: str  # problem | namespace
+    scope_id: str  # the problem id or the namespace
+    window_start: datetime
+    window_end: datetime
+    observed: float  # events in the window (spike) or in the surge minute(s) (burst)
+    baseline: float  # the expected value the observation is compared with
+    ratio: float  # observed / max(baseline, 1)
+    problem_id: str | None = None
+    namespace: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A detector's verdict worth telling people about."""
+
+    kind: str  # new | regression | spike | burst | cross_namespace
+    problem_id: str  # for namespace-scoped peaks: "namespace:<name>"
+    window_start: datetime
+    severity: str  # critical | high | medium | low
+    detail: str
+    namespaces: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemState:
+    """What is already known about a problem before this analysis (from the store and the registry)."""
+
+    problem_id: str
+    first_seen: datetime
+    last_seen: datetime
+    status: str  # new | known | ignored | resolved | regressed
+    resolved_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class Detection:
+    peaks: list[Peak]
+    findings: list[Finding]
+
+
+@dataclass(frozen=True, slots=True)
+class ChainMember:
+    problem_id: str
+    namespace: str
+    workload: str  # "Kind/namespace/name"
+    first_seen: datetime
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """Related incidents, in order of first occurrence, with the most likely root and why."""
+
+    members: tuple[ChainMember, ...]
+    root: ChainMember
+    evidence: tuple[str, ...]
+    confidence: float  # 0..1
+
+
+@dataclass(slots=True)
+class History:
+    """Stored counts for the baseline period [start, end) before an analysed range.
+
+    Sparse: a window with no incidents for a scope is absent and counts as zero.
+    """
+
+    start: datetime
+    end: datetime
+    problem_counts: dict[str, dict[datetime, int]]  # problem_id → window_start → count
+    namespace_counts: dict[str, dict[datetime, int]]  # namespace → window_start → count
+
+
+@dataclass(slots=True)
+class ProblemRecord:
+    """What the store knows about one problem over all time: the machine side of a registry entry."""
+
+    problem_id: str
+    category: str
+    flow: str
+    error_class: str
+    severity: str
+    first_seen: datetime
+    last_seen: datetime
+    total_count: int
+    namespaces: list[str]
+    workloads: list[str]  # "Kind/namespace/name"
+    templates: list[str]
+    sample: str  # raw; redact before it leaves the cluster
