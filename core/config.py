@@ -1,0 +1,198 @@
+"""Settings from the environment, with the names the users already have, validated before any work.
+
+A wrong or missing setting is one line naming it (`ConfigError`); secrets are `SecretStr`, so they
+never show in a repr, a log line or a report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import typing
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+
+DEFAULT_SQLITE = "sqlite:///var/ai-log-analyzer.db"
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message names it."""
+
+
+class Settings(BaseSettings):
+    """Every setting of the analyzer. Environment variable = field name in upper case."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", env_ignore_empty=True)
+
+    # PostgreSQL (or one DATABASE_URL; SQLite when none is set)
+    database_url: SecretStr | None = None
+    db_host: str | None = None
+    db_port: int = Field(5432, ge=1, le=65535)
+    db_name: str | None = None
+    db_user: str | None = None
+    db_password: SecretStr | None = None
+    db_ddl_user: str | None = None
+    db_ddl_password: SecretStr | None = None
+    db_ddl_role: str | None = None
+
+    # Elasticsearch (or the NDJSON file source when no ES_URL/ES_HOST is set)
+    es_url: str | None = None
+    es_host: str | None = None
+    es_port: int = Field(9200, ge=1, le=65535)
+    es_username: str | None = None
+    es_password: SecretStr | None = None
+    es_api_key: SecretStr | None = None
+    es_ca_certs: Path | None = None
+    es_index_pattern: str = "logs-*"
+    es_field_preset: typing.Literal["auto", "ecs", "fluent-bit"] = "auto"
+    es_page_size: int = Field(5000, ge=100, le=10000)
+    es_slices: int = Field(2, ge=1, le=32)
+    es_timeout_s: float = Field(60.0, gt=0)
+    log_file: Path = Path("demo/logs.ndjson")
+    max_message_bytes: int = Field(65536, ge=256)
+
+    # Registry and exports
+    registry_dir: Path = Path("var/registry")
+    export_dir: Path = Path("reports")
+
+    # Classification and propagation inputs (optional user files)
+    taxonomy_file: Path | None = None
+    flows_file: Path | None = None
+    dependencies_file: Path | None = None
+    redact_patterns: list[str] = Field(default_factory=list)
+
+    # Scheduling
+    ingest_lag_minutes: int = Field(5, ge=0, le=180)
+    baseline_days: int = Field(7, ge=0, le=60)
+    max_catchup_windows: int = Field(2976, ge=1)
+
+    # Publishing
+    teams_webhook_url: SecretStr | None = None
+    teams_enabled: bool = False
+    confluence_url: str | None = None
+    confluence_username: str | None = None
+    confluence_password: SecretStr | None = None
+    confluence_daily_report_page_id: str | None = None
+    confluence_known_errors_page_id: str | None = None
+    confluence_known_peaks_page_id: str | None = None
+    pushgateway_url: str | None = None
+
+    # Where the run comes from (set by the CronJob through the downward API)
+    k8s_job_name: str | None = Field(None, validation_alias=AliasChoices("K8S_JOB_NAME", "JOB_NAME"))
+    k8s_pod_name: str | None = Field(
+        None, validation_alias=AliasChoices("K8S_POD_NAME", "POD_NAME", "HOSTNAME")
+    )
+    log_format: typing.Literal["auto", "json", "console"] = "auto"
+
+    @model_validator(mode="after")
+    def _complete(self) -> Settings:
+        if self.database_url is None and self.db_host:
+            for name in ("db_name", "db_user", "db_password"):
+                if not getattr(self, name):
+                    raise ValueError(f"{name.upper()} is required when DB_HOST is set")
+        if self.teams_enabled and self.teams_webhook_url is None:
+            raise ValueError("TEAMS_WEBHOOK_URL is required when TEAMS_ENABLED is true")
+        if self.es_ca_certs is not None and not self.es_ca_certs.is_file():
+            raise ValueError(f"ES_CA_CERTS: {self.es_ca_certs} is not a readable file")
+        return self
+
+    def store_url(self) -> str:
+        """The application's database URL (DML user)."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        if self.db_host:
+            return _pg_url(self.db_user, self.db_password, self.db_host, self.db_port, self.db_name)
+        return DEFAULT_SQLITE
+
+    def ddl_url(self) -> str:
+        """The URL migrations run with: the DDL user when one is configured, else the app URL."""
+        if self.db_host and self.db_ddl_user:
+            if self.db_ddl_password is None:
+                raise ConfigError("DB_DDL_PASSWORD is required when DB_DDL_USER is set")
+            return _pg_url(self.db_ddl_user, self.db_ddl_password, self.db_host, self.db_port, self.db_name)
+        return self.store_url()
+
+    def es_endpoint(self) -> str | None:
+        if self.es_url:
+            return self.es_url
+        if self.es_host:
+            host = self.es_host if "://" in self.es_host else f"http://{self.es_host}"
+            return host if host.rsplit(":", 1)[-1].isdigit() else f"{host}:{self.es_port}"
+        return None
+
+
+def _pg_url(user, password, host, port, name) -> str:
+    url = URL.create(
+        "postgresql+psycopg",
+        username=user,
+        password=password.get_secret_value() if password else None,
+        host=host,
+        port=port,
+        database=name,
+    )
+    return url.render_as_string(hide_password=False)
+
+
+def masked_url(url: str) -> str:
+    """A database URL fit for a log line: the password replaced by ***."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable database url>"
+
+
+def load_settings() -> Settings:
+    """Read and validate the settings; raise `ConfigError` with one line naming the bad setting."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = err.get("loc") or ()
+        name = str(loc[0]).upper() if loc else ""
+        msg = err.get("msg", "invalid").removeprefix("Value error, ")
+        raise ConfigError(f"{name}: {msg}" if name else msg) from None
+
+
+T = typing.TypeVar("T")
+
+
+def overrides(config: T, prefix: str, environ: typing.Mapping[str, str] | None = None) -> T:
+    """Override a stage's config dataclass from `<PREFIX>_<FIELD>` variables (e.g. DETECT_SPIKE_RATIO).
+
+    Types follow the dataclass fields (int, float, bool, str, or JSON for dicts/lists); a value
+    that does not parse is a `ConfigError` naming the variable.
+    """
+    env = os.environ if environ is None else environ
+    hints = typing.get_type_hints(type(config))
+    changes: dict[str, object] = {}
+    for f in dataclasses.fields(config):  # type: ignore[arg-type]
+        name = f"{prefix}_{f.name}".upper()
+        raw = env.get(name)
+        if raw is None or raw == "":
+            continue
+        changes[f.name] = _parse(name, raw, hints.get(f.name, str))
+    return dataclasses.replace(config, **changes) if changes else config  # type: ignore[type-var]
+
+
+def _parse(name: str, raw: str, hint: object) -> object:
+    origin = typing.get_origin(hint) or hint
+    try:
+        if origin is bool:
+            low = raw.strip().lower()
+            if low not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+                raise ValueError(raw)
+            return low in {"1", "true", "yes", "on"}
+        if origin is int:
+            return int(raw)
+        if origin is float:
+            return float(raw)
+        if origin in (dict, list, tuple, frozenset, set):
+            value = json.loads(raw)
+            return origin(value) if origin is not dict else value
+        return raw
+    except (ValueError, json.JSONDecodeError):
+        raise ConfigError(f"{name}: cannot parse {raw!r} as {getattr(origin, '__name__', origin)}") from None
