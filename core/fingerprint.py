@@ -1,0 +1,238 @@
+"""Fingerprint stage: mask the variable parts of a log message and derive a stable key from the template.
+
+The key is a pure function of (message, error_type) and of `MASKING_RULES_VERSION`: no state, no
+input order, no clustering. Changing any masking rule changes keys, so every rule change must bump
+`MASKING_RULES_VERSION` (the golden tests in tests/test_fingerprint.py catch accidental changes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from functools import lru_cache
+
+from core.model import Fingerprint
+
+MASKING_RULES_VERSION = 1
+"""Part of every key: bump it whenever a rule below changes, since the registry is keyed on keys."""
+
+MAX_TEMPLATE_CHARS = 2048
+"""Only this much of a (single-line) message is masked: bounds the cost of huge messages."""
+
+MAX_TRACE_CHARS = 65536
+"""Only this much of a multi-line message is searched for a stack trace's exception line."""
+
+KEY_HEX_CHARS = 16
+
+_TLDS = (
+    "com|net|org|edu|gov|mil|int|io|co|info|biz|dev|app|cloud|local|localdomain|internal|lan|svc|"
+    "cluster|us|uk|de|fr|nl|eu|cn|hk|jp|ru|br|au|ca|om"
+)
+_USER_STOPWORDS = (
+    "is|was|has|had|not|does|did|can|cannot|could|with|from|for|in|on|to|the|a|an|and|or|of|"
+    "unknown|id|name|session|account|already|must|should|will|may|by|at|as"
+)
+# Characters that end a "token" for the generic digit rule: whitespace, brackets, quotes, separators.
+_TOKEN_BREAK = r"\s()\[\]{}<>\"',;="
+
+# Order matters: at one position the first alternative that matches wins, so specific shapes
+# (key=value, URL, UUID, IP, timestamp) come before the generic "token containing a digit" rule.
+_BUILTIN_RULES: tuple[tuple[str, str], ...] = (
+    # everything right after "key=" is the value, whatever its shape
+    (
+        "VALUE",
+        r"(?<=[\w\]]=)(?:\"[^\"\n]{0,256}\"|'[^'\n]{0,256}'|[^\s,;&()\[\]{}]*\{[^\s{}]*\}|[^\s,;&)\]}]+)",
+    ),
+    ("URL", r"(?<![\w+.-])[a-zA-Z][a-zA-Z0-9+.-]*+://[^\s\"'<>\])}]+"),
+    ("EMAIL", r"(?<![\w.+-])[\w.+-]++@(?:[A-Za-z0-9-]++\.)++[A-Za-z]{2,}\b"),
+    ("UUID", r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"),
+    (
+        "TS",
+        r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?"
+        r"|\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,? +(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+        r"[a-z]* +\d{1,2} +\d{2}:\d{2}:\d{2}(?: +\d{4})?",
+    ),
+    ("DATE", r"\b\d{4}[-/]\d{1,2}[-/]\d{1,2}\b"),
+    (
+        "IP",
+        r"\b(?:[0-9a-fA-F]{1,4}:){4,7}[0-9a-fA-F]{1,4}\b|\b\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?\b(?!\.?[\w-])",
+    ),
+    ("TIME", r"(?<![\w.:])\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?\b"),
+    # host:port where the host has a dot or a dash (so "retries:10" stays a word and a number)
+    ("HOST", r"\b[A-Za-z0-9]\w*+(?:[.-]\w++)++:\d{2,5}\b|\blocalhost:\d{2,5}\b"),
+    ("HOST", rf"\b(?:[A-Za-z0-9][A-Za-z0-9-]*+\.)++(?:{_TLDS})\b(?![.\w-])"),
+    ("PATH", r"(?<![\w.:/])(?:/[\w.@%+~-]++){2,}/?|\b[A-Za-z]:\\[^\s\"',;]++"),
+    (
+        "DURATION",
+        r"(?<![\w.])[<>~]?\d+(?:\.\d+)?\s?(?:ns|us|µs|ms|s|sec|secs|seconds?|min|mins|minutes?|h|hrs?|hours?|"
+        r"days?)\b",
+    ),
+    ("SIZE", r"(?<![\w.])\d+(?:\.\d+)?\s?(?:[KMGTP]i?B|B|bytes?)\b"),
+    ("HEX", r"\b0[xX][0-9a-fA-F]+\b|\b[0-9a-fA-F]{16,}\b"),
+    # a quoted word is a value; quoted text with spaces (a request line, a sentence) is masked inside
+    ("STR", r"(?<![\w\\])\"[^\"\s]{0,256}\"|(?<![\w\\])'[^'\s]{0,256}'(?!\w)"),
+)
+_CONTEXT_RULES: tuple[tuple[str, str, str], ...] = (
+    # name, keyword prefix (kept), variable part (masked)
+    ("USER", r"\b(?:[Uu]ser|[Uu]sername|login)\s+['\"]?", rf"(?!(?:{_USER_STOPWORDS})\b)[\w.@-]+"),
+    (
+        "HOST",
+        r"\b(?:host|hostname|node|server|peer|from|to)[ =:]+",
+        r"(?=[\w.-]*[A-Za-z])[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)++(?::\d{1,5})?(?![\w@.-])",
+    ),
+)
+# Words that start a context rule or a weekday timestamp: the plain-word fast path must not eat them.
+_KEYWORDS = "(?:[Uu]ser|[Uu]sername|login|host|hostname|node|server|peer|from|to|Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+_GENERIC_RULE = (
+    "NUM",
+    rf"(?<![^{_TOKEN_BREAK}])[^{_TOKEN_BREAK}]*\d(?:[^{_TOKEN_BREAK}]*[^{_TOKEN_BREAK}.:])?",
+)
+
+_PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*>")
+# In the key, adjacent placeholders are one variable part: "4111 1111 1111 1111", "a, b, c" and
+# "5174 bytes (5.05 KB)" have variable lengths and optional annotations that should not split a template.
+_PLACEHOLDER_RUN = re.compile(r"<\*>(?:[\s,]+<\*>|\s*\(<\*>\))+")
+_WHITESPACE = re.compile(r"\s+")
+
+_JAVA_FRAME = re.compile(
+    r"^\s+at [\w$.<>/\[\]-]+\(.*\)\s*$|^\s*\.\.\. \d+ (?:more|common frames omitted)\s*$"
+)
+_JAVA_HEADER = re.compile(
+    r'^\s*(?:Exception in thread "[^"]*" )?(?P<cause>Caused by: )?'
+    r"(?P<type>(?:[a-zA-Z_$][\w$]*\.)+[A-Z][\w$]*)(?::\s*(?P<msg>.*))?$"
+)
+_PY_TRACEBACK = "Traceback (most recent call last):"
+_PY_FINAL = re.compile(r"^(?P<type>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)(?::\s*(?P<msg>.*))?$")
+
+
+class Fingerprinter:
+    """Masks messages with built-in rules plus optional extra `(name, regex)` rules and keys them.
+
+    Extra rules win over built-in ones at the same position and replace their match by `<NAME>`;
+    they change keys, so configure them once and keep them.
+    """
+
+    def __init__(self, extra_patterns: Sequence[tuple[str, str]] = (), cache_size: int = 65536) -> None:
+        # A plain word followed by separators cannot start any rule (unless it is a context keyword
+        # or a key=value value), so runs of them are consumed first, in one attempt: about 4x faster.
+        alternatives: list[str] = [
+            rf"(?P<plain>(?<![=\w])(?:(?!{_KEYWORDS}\b)[A-Za-z]++[.:!?]?(?:[\s,;()\[\]{{}}]++|$))++)"
+        ]
+        self._placeholders: dict[str, str] = {}
+        self._context_groups: set[str] = set()
+        rules = [(name.upper(), pattern) for name, pattern in extra_patterns]
+        for index, (name, pattern) in enumerate([*rules, *_BUILTIN_RULES]):
+            group = f"r{index}"
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(f"mask pattern {name!r}: {error}") from error
+            alternatives.append(f"(?P<{group}>{pattern})")
+            self._placeholders[group] = f"<{name}>"
+        for index, (name, prefix, variable) in enumerate(_CONTEXT_RULES):
+            group = f"c{index}"
+            alternatives.append(f"(?P<{group}>(?P<{group}p>{prefix}){variable})")
+            self._placeholders[group] = f"<{name}>"
+            self._context_groups.add(group)
+        alternatives.append(f"(?P<generic>{_GENERIC_RULE[1]})")
+        # No rule can start inside a run of letters or of separators: consume them in one step too.
+        alternatives.append(r"(?P<word>[A-Za-z]++|[\s,;()\[\]{}.]++)")
+        self._placeholders["generic"] = f"<{_GENERIC_RULE[0]}>"
+        self._masker = re.compile("|".join(alternatives))
+        self._cached = lru_cache(maxsize=cache_size)(self._fingerprint)
+
+    def mask(self, text: str) -> str:
+        """The message with every variable part replaced by a typed placeholder such as `<IP>`."""
+        text = _WHITESPACE.sub(" ", text[:MAX_TEMPLATE_CHARS]).strip()
+        return self._masker.sub(self._replace, text)
+
+    def fingerprint(self, message: str, error_type: str | None = None) -> Fingerprint:
+        """The fingerprint of one message; `error_type` (e.g. ECS `error.type`) joins the key."""
+        if isinstance(message, bytes):
+            message = message.decode("utf-8", errors="replace")
+        elif not isinstance(message, str):
+            message = "" if message is None else str(message)
+        error_type = (error_type.strip() or None) if isinstance(error_type, str) else None
+        return self._cached(message, error_type)
+
+    def _fingerprint(self, message: str, error_type: str | None) -> Fingerprint:
+        exception_type, text = _exception_line(message)
+        template = self.mask(text)
+        if exception_type:
+            template = f"{exception_type}: {template}" if template else exception_type
+        else:
+            exception_type = error_type
+        return Fingerprint(
+            key=_key(exception_type, template), template=template, exception_type=exception_type
+        )
+
+    def _replace(self, match: re.Match[str]) -> str:
+        group = match.lastgroup or "generic"
+        if group in ("plain", "word"):
+            return match.group()
+        placeholder = self._placeholders[group]
+        if group in self._context_groups:
+            return match.group(f"{group}p") + placeholder
+        return placeholder
+
+
+def canonical(template: str) -> str:
+    """The template with every placeholder written `<*>` and runs of them merged: what the key is
+    made of, so two templates that differ only in placeholder types (`<IP>` vs `<HOST>`) are equal."""
+    return _PLACEHOLDER_RUN.sub("<*>", _PLACEHOLDER.sub("<*>", template))
+
+
+def _key(exception_type: str | None, template: str) -> str:
+    payload = f"v{MASKING_RULES_VERSION}\x1f{exception_type or ''}\x1f{canonical(template)}".encode()
+    return hashlib.blake2b(payload, digest_size=KEY_HEX_CHARS // 2).hexdigest()
+
+
+def _exception_line(message: str) -> tuple[str | None, str]:
+    """(exception type, message text) of a stack trace, else (None, the message itself).
+
+    Python: the final `Type: message` line after the last traceback (the exception that was raised).
+    Java: the root cause (the last `Caused by:`), else the first exception header; frames never count.
+    """
+    if "\n" not in message:
+        return None, message
+    head = message[:MAX_TRACE_CHARS]
+    if _PY_TRACEBACK in head:
+        return _python_final(head)
+    lines = head.splitlines()
+    if not any(_JAVA_FRAME.match(line) or line.startswith("Caused by: ") for line in lines):
+        return None, message
+    root: re.Match[str] | None = None
+    for line in lines:
+        header = _JAVA_HEADER.match(line)
+        if header and (root is None or header.group("cause")):
+            root = header
+    if root is None:
+        return None, lines[0]
+    return root.group("type"), root.group("msg") or ""
+
+
+def _python_final(text: str) -> tuple[str | None, str]:
+    tail = text[text.rindex(_PY_TRACEBACK) + len(_PY_TRACEBACK) :]
+    final = ""
+    for line in tail.splitlines():
+        if line.strip() and not line[0].isspace():
+            final = line.strip()
+    match = _PY_FINAL.match(final)
+    if match is None:
+        return None, final
+    return match.group("type"), match.group("msg") or ""
+
+
+_DEFAULT = Fingerprinter()
+
+
+def fingerprint(message: str, error_type: str | None = None) -> Fingerprint:
+    """The fingerprint of one message with the default rules."""
+    return _DEFAULT.fingerprint(message, error_type)
+
+
+def fingerprint_lines(lines: Iterable[str]) -> Iterator[str]:
+    """One key per input line, in order (the `log-analyzer fingerprint` filter: messages in, keys out)."""
+    for line in lines:
+        yield _DEFAULT.fingerprint(line.rstrip("\r\n")).key
