@@ -1,0 +1,459 @@
+"""The registry of known problems and peaks: YAML files people edit, kept up to date by the pipeline.
+
+`problems.yaml` maps problem id → entry, `peaks.yaml` maps peak id → entry. People own the human
+fields (status, owner, ticket, notes, resolved_at) and their comments; the pipeline rewrites only
+the machine fields and moves a status only from resolved to regressed.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import io
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import filelock
+from ruamel.yaml import YAML, CommentedMap
+from ruamel.yaml.error import YAMLError
+
+from core.model import Peak, ProblemRecord, isoformat, utc
+from core.redact import redact as default_redact
+
+STATUSES = ("new", "known", "ignored", "resolved", "regressed")
+MAX_SAMPLE_CHARS = 500
+"""A registry sample is a reminder of what the problem looks like, not evidence: keep it short."""
+
+PROBLEMS_HEADER = """\
+Known problems, kept up to date by ai-log-analyzer.
+Edit status (new, known, ignored, resolved, regressed), owner, ticket and notes: the pipeline keeps
+them and your comments, and rewrites only the fields from category to sample."""
+PEAKS_HEADER = """\
+Known peaks (spikes and bursts), kept up to date by ai-log-analyzer.
+Edit status and notes: the pipeline keeps them and your comments, and rewrites only the other fields."""
+
+ERRORS_COLUMNS = (
+    "problem_id", "status", "owner", "ticket", "category", "flow", "error_class", "severity",
+    "first_seen", "last_seen", "occurrences", "namespaces", "workloads", "template", "sample",
+    "notes", "resolved_at",
+)  # fmt: skip
+PEAKS_COLUMNS = (
+    "peak_id", "kind", "scope", "scope_id", "problem_id", "namespace", "window_start", "window_end",
+    "observed", "baseline", "ratio", "status", "notes",
+)  # fmt: skip
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+NEW_PROBLEM = {"status": "new", "owner": None, "ticket": None, "notes": None}
+NEW_PEAK = {"status": "new", "notes": None}
+
+
+class RegistryError(Exception):
+    """A registry file cannot be used as it is; the message names the file and, if known, the line."""
+
+    def __init__(self, path: Path, line: int | None, problem: str) -> None:
+        super().__init__(f"{path}{f':{line}' if line else ''}: {problem}")
+        self.path, self.line, self.problem = path, line, problem
+
+
+class _EntryMapping(Mapping[str, Any]):
+    """An entry also reads as the mapping it is in the YAML file (`dict(entry)`, `entry["owner"]`)."""
+
+    __slots__ = ()
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._names():
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def _names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(self))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryEntry(_EntryMapping):
+    """One known problem: the human fields, then the machine facts."""
+
+    problem_id: str
+    status: str
+    owner: str | None
+    ticket: str | None
+    notes: str | None
+    resolved_at: datetime | None
+    category: str
+    flow: str
+    error_class: str
+    severity: str
+    first_seen: datetime | None
+    last_seen: datetime | None
+    occurrences: int
+    namespaces: list[str]
+    workloads: list[str]
+    template: str
+    sample: str  # redacted
+
+
+@dataclass(frozen=True, slots=True)
+class PeakEntry(_EntryMapping):
+    """One known peak."""
+
+    peak_id: str
+    status: str
+    notes: str | None
+    kind: str
+    scope: str
+    scope_id: str
+    problem_id: str | None
+    namespace: str | None
+    window_start: datetime | None
+    window_end: datetime | None
+    observed: float
+    baseline: float
+    ratio: float
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryUpdate:
+    problems_added: int
+    problems_updated: int
+    peaks_added: int
+
+
+def peak_id(peak: Peak) -> str:
+    """The registry key of a peak, e.g. `spike:namespace:cards@2024-05-01T10:15:00Z`."""
+    return f"{peak.kind}:{peak.scope}:{peak.scope_id}@{isoformat(peak.window_start)}"
+
+
+class Registry:
+    """`problems.yaml` and `peaks.yaml` in `directory` (REGISTRY_DIR)."""
+
+    def __init__(self, directory: Path | str, redact: Callable[[str], str] = default_redact) -> None:
+        self.directory = Path(directory)
+        self.problems_path = self.directory / "problems.yaml"
+        self.peaks_path = self.directory / "peaks.yaml"
+        self._redact = redact
+
+    def load(self) -> dict[str, RegistryEntry]:
+        """The known problems by id (empty when there is no file yet)."""
+        doc = _read(self.problems_path, PROBLEMS_HEADER)[1]
+        return {str(pid): _registry_entry(str(pid), entry) for pid, entry in doc.items()}
+
+    def load_peaks(self) -> dict[str, PeakEntry]:
+        """The known peaks by peak id, oldest first."""
+        doc = _read(self.peaks_path, PEAKS_HEADER)[1]
+        return {str(key): _peak_entry(str(key), entry) for key, entry in doc.items()}
+
+    def statuses(self) -> dict[str, tuple[str, datetime | None]]:
+        """problem id → (status, resolved_at): what people decided, to overlay on the store's facts."""
+        return {pid: (entry.status, entry.resolved_at) for pid, entry in self.load().items()}
+
+    def update(
+        self,
+        problems: Sequence[ProblemRecord],
+        peaks: Sequence[Peak],
+        regressed: Iterable[str] = frozenset(),
+        now: datetime | None = None,
+    ) -> RegistryUpdate:
+        """Merge the store's facts into the registry without losing what people wrote.
+
+        New problems and peaks get status `new`; a `resolved` problem in `regressed` becomes
+        `regressed`; a `resolved` one without `resolved_at` gets `now`. A broken file raises
+        `RegistryError` and nothing is written.
+        """
+        now = utc(now or datetime.now(UTC))
+        regressed = set(regressed)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        # Both phases may update at once; people's editors are covered by the re-read before writing.
+        with filelock.FileLock(self.directory / ".registry.lock", timeout=120):
+            for _attempt in range(3):
+                problems_raw, problem_doc = _read(self.problems_path, PROBLEMS_HEADER)
+                peaks_raw, peak_doc = _read(self.peaks_path, PEAKS_HEADER)
+                result = self._merge(problem_doc, peak_doc, problems, peaks, regressed, now)
+                if _unchanged_since(self.problems_path, problems_raw) and _unchanged_since(
+                    self.peaks_path, peaks_raw
+                ):
+                    break
+            else:
+                raise RegistryError(
+                    self.problems_path, None, "keeps changing while being updated; not written"
+                )
+            _write(self.problems_path, problem_doc, problems_raw)
+            _write(self.peaks_path, peak_doc, peaks_raw)
+        return result
+
+    def _merge(
+        self,
+        problem_doc: CommentedMap,
+        peak_doc: CommentedMap,
+        problems: Sequence[ProblemRecord],
+        peaks: Sequence[Peak],
+        regressed: set[str],
+        now: datetime,
+    ) -> RegistryUpdate:
+        added: list[tuple[str, CommentedMap]] = []
+        updated: set[str] = set()
+        for record in problems:
+            facts = self._problem_facts(record)
+            entry = problem_doc.get(record.problem_id)
+            if entry is None:
+                added.append((record.problem_id, _new_entry(NEW_PROBLEM, facts)))
+            elif _set_all(entry, facts):
+                updated.add(record.problem_id)
+        for pid, entry in problem_doc.items():
+            status = _status(entry)
+            if status == "resolved" and pid in regressed:
+                entry["status"] = "regressed"
+                updated.add(pid)
+            elif status == "resolved" and not entry.get("resolved_at"):
+                entry["resolved_at"] = isoformat(now)
+                updated.add(pid)
+        _insert_sorted(problem_doc, added)
+
+        new_peaks: dict[str, CommentedMap] = {}
+        for peak in peaks:
+            key, facts = peak_id(peak), _peak_facts(peak)
+            if key in peak_doc:
+                _set_all(peak_doc[key], facts)
+            else:
+                new_peaks[key] = _new_entry(NEW_PEAK, facts)
+        _insert_sorted(peak_doc, list(new_peaks.items()))
+        return RegistryUpdate(len(added), len(updated), len(new_peaks))
+
+    def _problem_facts(self, record: ProblemRecord) -> dict[str, Any]:
+        return {
+            "category": record.category,
+            "flow": record.flow,
+            "error_class": record.error_class,
+            "severity": record.severity,
+            "first_seen": isoformat(record.first_seen),
+            "last_seen": isoformat(record.last_seen),
+            "occurrences": record.total_count,
+            "namespaces": list(record.namespaces),
+            "workloads": list(record.workloads),
+            "template": self._redact(record.templates[0]) if record.templates else "",
+            "sample": self._redact(record.sample)[:MAX_SAMPLE_CHARS],
+        }
+
+    def export_csv(self, export_dir: Path | str) -> list[Path]:
+        """Write `errors_table_latest.csv` (most frequent first) and `peaks_table_latest.csv`
+        (newest first); columns are ERRORS_COLUMNS and PEAKS_COLUMNS."""
+        export_dir = Path(export_dir)
+        export_dir.mkdir(parents=True, exist_ok=True)
+        problems = sorted(self.load().values(), key=lambda e: (-e.occurrences, e.problem_id))
+        peaks = sorted(
+            self.load_peaks().values(),
+            key=lambda e: (isoformat(e.window_start), e.peak_id) if e.window_start else ("", e.peak_id),
+            reverse=True,
+        )
+        errors_path = export_dir / "errors_table_latest.csv"
+        peaks_path = export_dir / "peaks_table_latest.csv"
+        _atomic_write(errors_path, _csv(ERRORS_COLUMNS, problems).encode("utf-8"))
+        _atomic_write(peaks_path, _csv(PEAKS_COLUMNS, peaks).encode("utf-8"))
+        return [errors_path, peaks_path]
+
+
+# --- YAML ------------------------------------------------------------------------------------
+
+
+def _yaml() -> YAML:
+    yaml = YAML()  # round-trip: keeps comments, key order and people's quoting
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 4096  # long samples stay on one line instead of being re-folded
+    return yaml
+
+
+def _read(path: Path, header: str) -> tuple[bytes | None, CommentedMap]:
+    """The file's bytes (None when absent) and its round-trip document."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raw = None
+    try:
+        doc = _yaml().load(raw) if raw else None
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise RegistryError(path, mark.line + 1 if mark else None, f"invalid YAML: {problem}") from None
+    if doc is None:
+        doc = CommentedMap()
+        doc.yaml_set_start_comment(header)
+    if not isinstance(doc, CommentedMap):
+        raise RegistryError(path, 1, "expected a mapping of id → entry")
+    for key, entry in doc.items():
+        if not isinstance(entry, CommentedMap):
+            raise RegistryError(path, doc.lc.key(key)[0] + 1, f"entry {key!r} is not a mapping of fields")
+    return raw, doc
+
+
+def _unchanged_since(path: Path, raw: bytes | None) -> bool:
+    try:
+        return path.read_bytes() == raw
+    except FileNotFoundError:
+        return raw is None
+
+
+def _write(path: Path, doc: CommentedMap, raw: bytes | None) -> None:
+    """Replace the file atomically, keeping the previous version as `<name>.bak`; an unchanged
+    document is not rewritten."""
+    buffer = io.StringIO()
+    _yaml().dump(doc, buffer)
+    data = buffer.getvalue().encode("utf-8")
+    if data == raw:
+        return
+    if raw is not None:
+        _atomic_write(path.with_name(path.name + ".bak"), raw)
+    _atomic_write(path, data)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        # People edit these files: keep the mode they have (mkstemp's own is owner-only).
+        os.chmod(temp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _new_entry(human: dict[str, Any], facts: dict[str, Any]) -> CommentedMap:
+    return CommentedMap({**human, **facts})
+
+
+def _set_all(entry: CommentedMap, facts: Mapping[str, Any]) -> bool:
+    """Set the machine fields; only changed values are assigned, so people's formatting of the
+    others (and comments attached to them) stays as it is."""
+    changed = False
+    for key, value in facts.items():
+        if entry.get(key) != value:
+            entry[key] = value
+            changed = True
+    return changed
+
+
+def _insert_sorted(doc: CommentedMap, new: list[tuple[str, CommentedMap]]) -> None:
+    """Insert new entries in key order among the existing ones, which keep their place."""
+    keys = [str(k) for k in doc]
+    for key, entry in sorted(new, key=lambda item: item[0]):
+        position = bisect.bisect(keys, key)
+        doc.insert(position, key, entry)
+        keys.insert(position, key)
+
+
+# --- entries -----------------------------------------------------------------------------------
+
+
+def _status(entry: Mapping[str, Any]) -> str:
+    return str(entry.get("status") or "new").strip().lower()
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _time(value: Any) -> datetime | None:
+    """A timestamp as people may write it: quoted ISO text, a YAML timestamp or a bare date."""
+    if isinstance(value, datetime):
+        return utc(value)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if isinstance(value, str) and value.strip():
+        try:
+            return utc(datetime.fromisoformat(value.strip()))
+        except ValueError:
+            return None  # a typo in a date must not cost every other entry its status
+    return None
+
+
+def _registry_entry(pid: str, entry: Mapping[str, Any]) -> RegistryEntry:
+    return RegistryEntry(
+        problem_id=pid,
+        status=_status(entry),
+        owner=_text(entry.get("owner")),
+        ticket=_text(entry.get("ticket")),
+        notes=_text(entry.get("notes")),
+        resolved_at=_time(entry.get("resolved_at")),
+        category=str(entry.get("category") or ""),
+        flow=str(entry.get("flow") or ""),
+        error_class=str(entry.get("error_class") or ""),
+        severity=str(entry.get("severity") or ""),
+        first_seen=_time(entry.get("first_seen")),
+        last_seen=_time(entry.get("last_seen")),
+        occurrences=int(entry.get("occurrences") or 0),
+        namespaces=[str(n) for n in entry.get("namespaces") or []],
+        workloads=[str(w) for w in entry.get("workloads") or []],
+        template=str(entry.get("template") or ""),
+        sample=str(entry.get("sample") or ""),
+    )
+
+
+def _peak_facts(peak: Peak) -> dict[str, Any]:
+    return {
+        "kind": peak.kind,
+        "scope": peak.scope,
+        "scope_id": peak.scope_id,
+        "problem_id": peak.problem_id,
+        "namespace": peak.namespace,
+        "window_start": isoformat(peak.window_start),
+        "window_end": isoformat(peak.window_end),
+        "observed": round(float(peak.observed), 3),
+        "baseline": round(float(peak.baseline), 3),
+        "ratio": round(float(peak.ratio), 3),
+    }
+
+
+def _peak_entry(key: str, entry: Mapping[str, Any]) -> PeakEntry:
+    return PeakEntry(
+        peak_id=key,
+        status=_status(entry),
+        notes=_text(entry.get("notes")),
+        kind=str(entry.get("kind") or ""),
+        scope=str(entry.get("scope") or ""),
+        scope_id=str(entry.get("scope_id") or ""),
+        problem_id=_text(entry.get("problem_id")),
+        namespace=_text(entry.get("namespace")),
+        window_start=_time(entry.get("window_start")),
+        window_end=_time(entry.get("window_end")),
+        observed=float(entry.get("observed") or 0.0),
+        baseline=float(entry.get("baseline") or 0.0),
+        ratio=float(entry.get("ratio") or 0.0),
+    )
+
+
+# --- CSV ---------------------------------------------------------------------------------------
+
+
+def _csv(columns: Sequence[str], entries: Iterable[Mapping[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for entry in entries:
+        writer.writerow([_cell(entry[c]) for c in columns])
+    return buffer.getvalue()
+
+
+def _cell(value: Any) -> str | int | float:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return isoformat(value)
+    if isinstance(value, list):
+        value = "; ".join(value)
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        # A log line must not become a spreadsheet formula when someone opens the export.
+        return "'" + value
+    return value

@@ -1,0 +1,201 @@
+"""Tests of core/registry.py: people's edits survive, output is deterministic, broken files are left alone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from core.model import WINDOW, Peak, ProblemRecord
+from core.registry import Registry, RegistryError, peak_id
+
+T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
+POOL = "DATABASE:card_servicing:connection_pool"
+DENIED = "AUTH:card_opening:access_denied"
+
+
+def record(
+    problem_id: str = POOL, total: int = 42, sample: str = "Connection to db.example.com refused"
+) -> ProblemRecord:
+    category, flow, error_class = problem_id.split(":")
+    return ProblemRecord(
+        problem_id=problem_id,
+        category=category,
+        flow=flow,
+        error_class=error_class,
+        severity="high",
+        first_seen=T0,
+        last_seen=T0 + timedelta(hours=2),
+        total_count=total,
+        namespaces=["cards"],
+        workloads=["Deployment/cards/card-api"],
+        templates=["Connection to <HOST> refused", "Pool <NUM> exhausted"],
+        sample=sample,
+    )
+
+
+def peak(scope_id: str = "cards", window: int = 0) -> Peak:
+    start = T0 + window * WINDOW
+    return Peak("spike", "namespace", scope_id, start, start + WINDOW, 120.0, 10.0, 12.0, None, scope_id)
+
+
+def upper(text: str) -> str:
+    return text.upper()
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Registry:
+    return Registry(tmp_path / "registry", redact=upper)
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_new_problems_and_peaks_are_added_with_status_new(registry: Registry) -> None:
+    result = registry.update([record(POOL), record(DENIED, total=1)], [peak()])
+    assert (result.problems_added, result.problems_updated, result.peaks_added) == (2, 0, 1)
+
+    entries = registry.load()
+    assert list(entries) == [DENIED, POOL]  # sorted ids
+    pool = entries[POOL]
+    assert (pool.status, pool.owner, pool.occurrences) == ("new", None, 42)
+    assert pool.first_seen == T0 and pool.last_seen == T0 + timedelta(hours=2)
+    assert pool.template == "CONNECTION TO <HOST> REFUSED"  # redacted with the given function
+    assert pool.sample == "CONNECTION TO DB.EXAMPLE.COM REFUSED"
+    assert dict(pool)["workloads"] == ["Deployment/cards/card-api"]
+    assert registry.load_peaks()[peak_id(peak())].ratio == 12.0
+
+
+def test_samples_are_redacted_by_default(tmp_path: Path) -> None:
+    Registry(tmp_path).update(
+        [record(sample="charge of 4111 1111 1111 1111 failed for jane@example.com")], []
+    )
+    text = (tmp_path / "problems.yaml").read_text()
+    assert "4111" not in text and "jane@example.com" not in text
+
+
+def test_peoples_edits_and_comments_survive_updates(registry: Registry) -> None:
+    registry.update([record(POOL), record(DENIED)], [peak()])
+    problems = registry.problems_path
+    person = (
+        f"# the pool that bit us in March\n{POOL}:\n  status: known  # triaged on Monday\n"
+        "  owner: team-cards\n  ticket: CARD-1234\n  notes: raise the pool size\n"
+        "  runbook: https://wiki.example.com/pool"
+    )
+    edit(problems, f"{POOL}:\n  status: new\n  owner:\n  ticket:\n  notes:", person)
+    edit(registry.peaks_path, "status: new\n  notes:", "status: known\n  notes: nightly batch")
+
+    result = registry.update(
+        [record(POOL, total=50), record("NETWORK:card_servicing:timeout")], [peak(), peak(window=1)]
+    )
+
+    assert (result.problems_added, result.problems_updated, result.peaks_added) == (1, 1, 1)
+    text = problems.read_text()
+    assert "# the pool that bit us in March" in text and "# triaged on Monday" in text
+    assert "runbook: https://wiki.example.com/pool" in text  # a field the pipeline does not know
+    pool = registry.load()[POOL]
+    assert (pool.status, pool.owner, pool.ticket, pool.notes) == (
+        "known",
+        "team-cards",
+        "CARD-1234",
+        "raise the pool size",
+    )
+    assert pool.occurrences == 50
+    assert registry.load_peaks()[peak_id(peak())].notes == "nightly batch"
+    assert list(registry.load()) == sorted(registry.load())
+
+
+def test_only_resolved_problems_seen_again_become_regressed(registry: Registry) -> None:
+    registry.update([record(POOL), record(DENIED)], [])
+    edit(registry.problems_path, "status: new", "status: resolved")  # DENIED comes first
+    edit(registry.problems_path, "status: new", "status: ignored")  # then POOL
+    now = datetime(2024, 5, 3, 9, 0, tzinfo=UTC)
+
+    registry.update([record(POOL), record(DENIED)], [], regressed={POOL}, now=now)
+    assert registry.statuses() == {DENIED: ("resolved", now), POOL: ("ignored", None)}  # resolved_at recorded
+
+    registry.update([record(POOL), record(DENIED)], [], regressed={POOL, DENIED})
+    assert registry.statuses()[DENIED] == ("regressed", now)
+
+
+def test_resolved_at_written_by_people_is_understood(registry: Registry) -> None:
+    registry.update([record(POOL)], [])
+    edit(registry.problems_path, "status: new", "status: Resolved\n  resolved_at: 2024-05-02")
+    assert registry.statuses() == {POOL: ("resolved", datetime(2024, 5, 2, tzinfo=UTC))}
+
+
+def test_a_rerun_writes_the_same_bytes_and_no_new_backup(registry: Registry) -> None:
+    registry.update([record(POOL), record(DENIED)], [peak()])
+    registry.update([record(POOL, total=43)], [peak()])
+    first = registry.problems_path.read_bytes()
+    backup = registry.problems_path.with_name("problems.yaml.bak").read_bytes()
+    result = registry.update([record(POOL, total=43)], [peak()])
+
+    assert registry.problems_path.read_bytes() == first
+    assert registry.problems_path.with_name("problems.yaml.bak").read_bytes() == backup
+    assert b"occurrences: 42" in backup  # the version before the last change
+    assert (result.problems_added, result.problems_updated, result.peaks_added) == (0, 0, 0)
+
+
+def test_the_same_input_gives_the_same_bytes_whatever_its_order(tmp_path: Path) -> None:
+    one, two = Registry(tmp_path / "one", redact=upper), Registry(tmp_path / "two", redact=upper)
+    one.update([record(POOL), record(DENIED)], [peak(), peak("payments")])
+    two.update([record(DENIED), record(POOL)], [peak("payments"), peak()])
+    assert one.problems_path.read_bytes() == two.problems_path.read_bytes()
+    assert one.peaks_path.read_bytes() == two.peaks_path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        (f"# people's notes\n{POOL}:\n  status: [known\n  owner: team-cards\n", 4),  # unclosed [ seen here
+        (f"# people's notes\n{POOL}:\n  status: known\n  owner: team-cards\n   ticket: CARD-1\n", 5),
+        (f"{POOL}:\n  status: known\n{POOL}:\n  status: new\n", 3),  # a duplicate id
+    ],
+)
+def test_a_yaml_error_names_file_and_line_and_nothing_is_written(
+    registry: Registry, text: str, line: int
+) -> None:
+    registry.update([record(POOL)], [peak()])
+    registry.problems_path.write_text(text)
+    (registry.directory / "problems.yaml.bak").write_text("previous\n")
+    peaks_before = registry.peaks_path.read_bytes()
+
+    with pytest.raises(RegistryError) as error:
+        registry.update([record(POOL, total=99)], [peak()])
+    assert str(registry.problems_path) in str(error.value)
+    assert error.value.line == line
+    assert registry.problems_path.read_text() == text
+    assert (registry.directory / "problems.yaml.bak").read_text() == "previous\n"
+    assert registry.peaks_path.read_bytes() == peaks_before  # the other file is not written either
+    with pytest.raises(RegistryError):
+        registry.statuses()
+
+
+def test_an_entry_that_is_not_a_mapping_is_an_error_with_its_line(registry: Registry) -> None:
+    registry.directory.mkdir()
+    registry.problems_path.write_text(f"{POOL}:\n  status: known\n{DENIED}: just a note\n")
+    with pytest.raises(RegistryError) as error:
+        registry.load()
+    assert error.value.line == 3
+
+
+def test_csv_exports_are_readable_by_pandas(registry: Registry, tmp_path: Path) -> None:
+    registry.update(
+        [record(POOL), record(DENIED, total=7, sample='=HYPERLINK("http://example.com")')], [peak()]
+    )
+    errors_path, peaks_path = registry.export_csv(tmp_path / "export")
+
+    errors = pd.read_csv(errors_path)
+    assert list(errors["problem_id"]) == [POOL, DENIED]  # most frequent first
+    assert list(errors["occurrences"]) == [42, 7]
+    assert errors.loc[0, "namespaces"] == "cards"
+    assert errors.loc[1, "sample"].startswith("'=")  # no formula when opened in a spreadsheet
+    peaks = pd.read_csv(peaks_path)
+    assert list(peaks["peak_id"]) == [peak_id(peak())]
+    assert peaks.loc[0, "ratio"] == 12.0

@@ -1,0 +1,426 @@
+"""Tests of core/store.py on SQLite, and on the real PostgreSQL of scripts/services.sh (marker postgres)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from core.model import WINDOW, Incident, Peak
+from core.store import LockHeld, Store, StoreUnavailable
+
+DAY0 = datetime(2024, 5, 1, tzinfo=UTC)
+GRANTS_SQL = Path(__file__).resolve().parent.parent / "scripts/services/postgres_database_grants.sql"
+
+
+def incident(
+    problem_id: str = "DATABASE:card_servicing:connection_pool",
+    window: int = 0,
+    namespace: str = "cards",
+    workload: str = "card-api",
+    count: int = 5,
+    sample: str = "Connection to db.example.com refused",
+    template: str = "Connection to <HOST> refused",
+    severity: str = "high",
+    day: datetime = DAY0,
+) -> Incident:
+    start = day + window * WINDOW
+    category, flow, error_class = problem_id.split(":")
+    return Incident(
+        problem_id=problem_id,
+        category=category,
+        flow=flow,
+        error_class=error_class,
+        severity=severity,
+        window_start=start,
+        window_end=start + WINDOW,
+        namespace=namespace,
+        workload_kind="Deployment",
+        workload_name=workload,
+        count=count,
+        first_seen=start + timedelta(minutes=1),
+        last_seen=start + timedelta(minutes=14),
+        samples=[sample],
+        fingerprints={"a1b2c3d4e5f60718": template},
+        trace_ids=["4bf92f3577b34da6a3ce929d0e0e4736"],
+        apps=[workload],
+    )
+
+
+def peak(scope_id: str = "cards", window: int = 0, observed: float = 120.0) -> Peak:
+    start = DAY0 + window * WINDOW
+    return Peak(
+        "spike", "namespace", scope_id, start, start + WINDOW, observed, 10.0, observed / 10.0, None, scope_id
+    )
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/state/analyzer.db"
+
+
+@pytest.fixture
+def postgres_urls() -> Iterator[tuple[str, str]]:
+    """A fresh database (application URL, DDL URL) made and dropped by the test admin."""
+    admin_url = os.environ.get("TEST_DATABASE_ADMIN_URL")
+    if not admin_url:
+        pytest.skip('needs PostgreSQL: eval "$(bash scripts/services.sh env)"')
+    name = f"t_store_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name} OWNER role_ailog_analyzer_ddl")
+    grants = sa.create_engine(sa.make_url(admin_url).set(database=name), isolation_level="AUTOCOMMIT")
+    with grants.connect() as conn:
+        conn.connection.driver_connection.execute(GRANTS_SQL.read_text())
+    grants.dispose()
+    yield (
+        sa.make_url(os.environ["TEST_DATABASE_URL"]).set(database=name).render_as_string(hide_password=False),
+        sa.make_url(os.environ["TEST_DATABASE_DDL_URL"])
+        .set(database=name)
+        .render_as_string(hide_password=False),
+    )
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    if request.param == "sqlite":
+        opened = Store.from_url(request.getfixturevalue("sqlite_url"))
+    else:
+        app_url, ddl_url = request.getfixturevalue("postgres_urls")
+        with Store.from_url(ddl_url, migrate=True):
+            pass
+        opened = Store.from_url(app_url)
+    yield opened
+    opened.close()
+
+
+# --- schema ----------------------------------------------------------------------------------
+
+
+def test_sqlite_store_creates_its_folder_and_schema(sqlite_url: str) -> None:
+    with Store.from_url(sqlite_url):
+        pass
+    engine = sa.create_engine(sqlite_url)
+    tables = set(sa.inspect(engine).get_table_names())
+    with engine.connect() as conn:
+        version = conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
+    engine.dispose()
+    assert {"runs", "run_steps", "windows", "incidents", "peaks", "problems", "problem_days"} <= tables
+    assert version == "0001"
+
+
+def test_reopening_a_migrated_database_keeps_its_data(sqlite_url: str) -> None:
+    with Store.from_url(sqlite_url) as first:
+        first.replace_range(DAY0, DAY0 + WINDOW, [incident()], [], None, "regular_phase")
+    with Store.from_url(sqlite_url) as again:
+        assert again.last_processed_window() == DAY0
+
+
+def test_in_memory_store_works_for_dry_runs() -> None:
+    with Store.from_url("sqlite://") as memory:
+        memory.replace_range(DAY0, DAY0 + WINDOW, [incident()], [], None, "regular_phase")
+        assert [i.count for i in memory.incidents_between(DAY0, DAY0 + WINDOW)] == [5]
+        with memory.phase_lock("backfill"), pytest.raises(LockHeld), memory.phase_lock("backfill"):
+            pass
+
+
+# --- replace_range ---------------------------------------------------------------------------
+
+
+def test_replacing_a_range_twice_leaves_the_same_database(store: Store) -> None:
+    day = [incident(window=w, namespace=ns) for w in range(4) for ns in ("cards", "payments")]
+    store.replace_range(DAY0, DAY0 + timedelta(hours=1), day, [peak()], "run-1", "backfill")
+    first = store.snapshot()
+    result = store.replace_range(DAY0, DAY0 + timedelta(hours=1), day, [peak()], "run-2", "backfill")
+    assert store.snapshot() == first
+    assert (result.incidents_saved, result.peaks_saved, result.problems_updated) == (8, 1, 1)
+    assert len(first["incidents"]) == 8
+
+
+def test_replacing_a_range_with_other_content_removes_the_old_rows(store: Store) -> None:
+    old = "DATABASE:card_servicing:connection_pool"
+    new = "AUTH:card_opening:access_denied"
+    store.replace_range(
+        DAY0, DAY0 + timedelta(hours=1), [incident(old, 0), incident(old, 1)], [peak()], None, "backfill"
+    )
+    result = store.replace_range(DAY0, DAY0 + timedelta(hours=1), [incident(new, 2)], [], None, "backfill")
+
+    assert [
+        (i.problem_id, i.window_start) for i in store.incidents_between(DAY0, DAY0 + timedelta(days=1))
+    ] == [(new, DAY0 + 2 * WINDOW)]
+    assert store.peaks_between(DAY0, DAY0 + timedelta(days=1)) == []
+    assert [p.problem_id for p in store.problems()] == [new]  # the old problem has no incidents left
+    assert result.problems_updated == 2
+
+
+def test_a_range_outside_is_left_alone(store: Store) -> None:
+    store.replace_range(
+        DAY0, DAY0 + 2 * WINDOW, [incident(window=0), incident(window=1)], [], None, "backfill"
+    )
+    store.replace_range(DAY0 + WINDOW, DAY0 + 2 * WINDOW, [], [], None, "regular_phase")
+    assert [i.window_start for i in store.incidents_between(DAY0, DAY0 + timedelta(days=1))] == [DAY0]
+    assert store.problems()[0].total_count == 5
+
+
+def test_problems_are_recomputed_from_all_incidents(store: Store) -> None:
+    pid = "DATABASE:card_servicing:connection_pool"
+    day1 = DAY0 + timedelta(days=1)
+    store.replace_range(
+        DAY0,
+        DAY0 + timedelta(days=1),
+        [
+            incident(pid, 0, "cards", count=3, template="Connection to <HOST> refused"),
+            incident(
+                pid,
+                5,
+                "payments",
+                "pay-worker",
+                count=4,
+                sample="pool exhausted",
+                template="Pool <NUM> exhausted",
+            ),
+        ],
+        [],
+        None,
+        "backfill",
+    )
+    store.replace_range(
+        day1,
+        day1 + timedelta(days=1),
+        [incident(pid, 2, count=20, severity="critical", day=day1)],
+        [],
+        None,
+        "backfill",
+    )
+
+    (problem,) = store.problems([pid])
+    assert problem.total_count == 27
+    assert problem.first_seen == DAY0 + timedelta(minutes=1)
+    assert problem.last_seen == day1 + 2 * WINDOW + timedelta(minutes=14)
+    assert problem.namespaces == ["cards", "payments"]
+    assert problem.workloads == ["Deployment/cards/card-api", "Deployment/payments/pay-worker"]
+    assert problem.templates == ["Connection to <HOST> refused", "Pool <NUM> exhausted"]  # by events, 23 vs 4
+    assert problem.severity == "critical"  # the newest incident's classification
+    assert problem.sample == "Connection to db.example.com refused"
+
+    # Re-running the first day with less leaves the totals as if only that had ever been written.
+    store.replace_range(DAY0, DAY0 + timedelta(days=1), [incident(pid, 0, count=1)], [], None, "backfill")
+    (problem,) = store.problems([pid])
+    assert problem.total_count == 21
+    assert problem.namespaces == ["cards"]
+    assert problem.templates == ["Connection to <HOST> refused"]
+
+
+def test_windows_of_the_range_are_marked_processed(store: Store) -> None:
+    assert store.last_processed_window() is None
+    store.replace_range(DAY0, DAY0 + timedelta(hours=1), [], [], "run-1", "regular_phase")
+    assert store.processed_windows(DAY0, DAY0 + timedelta(days=1)) == {DAY0 + n * WINDOW for n in range(4)}
+    assert store.processed_windows(DAY0 + WINDOW, DAY0 + 2 * WINDOW) == {DAY0 + WINDOW}
+    assert store.last_processed_window() == DAY0 + 3 * WINDOW
+    assert store.last_processed_window().tzinfo is not None
+
+
+def test_incidents_and_peaks_read_back_as_written(store: Store) -> None:
+    written = incident(window=3)
+    store.replace_range(DAY0, DAY0 + timedelta(hours=1), [written], [peak(window=3)], None, "backfill")
+    (read,) = store.incidents_between(DAY0, DAY0 + timedelta(hours=1))
+    assert read == written
+    assert read.first_seen.tzinfo is not None and read.first_seen.utcoffset() == timedelta(0)
+    assert store.peaks_between(DAY0, DAY0 + timedelta(hours=1)) == [peak(window=3)]
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "incidents"),
+    [
+        (DAY0 + timedelta(minutes=5), DAY0 + WINDOW, []),  # not aligned
+        (DAY0 + WINDOW, DAY0, []),  # empty
+        (DAY0, DAY0 + WINDOW, [incident(window=1)]),  # an incident outside the range
+        (DAY0, DAY0 + WINDOW, [incident(), incident()]),  # a duplicate key
+    ],
+)
+def test_invalid_writes_are_refused_before_anything_changes(
+    sqlite_url: str, start: datetime, end: datetime, incidents: list[Incident]
+) -> None:
+    with Store.from_url(sqlite_url) as store:
+        with pytest.raises(ValueError):
+            store.replace_range(start, end, incidents, [], None, "backfill")
+        assert store.last_processed_window() is None
+
+
+def test_a_failing_write_leaves_the_previous_state(store: Store) -> None:
+    store.replace_range(DAY0, DAY0 + WINDOW, [incident()], [], None, "backfill")
+    before = store.snapshot()
+    unserialisable = incident()
+    unserialisable.apps = [object()]  # fails inside the transaction, after the delete
+    with pytest.raises((TypeError, sa.exc.StatementError)):  # the JSON error, as each driver wraps it
+        store.replace_range(DAY0, DAY0 + WINDOW, [unserialisable], [], None, "backfill")
+    assert store.snapshot() == before
+
+
+# --- reads for detection ---------------------------------------------------------------------
+
+
+def test_problem_states_only_know_windows_before_the_cut(store: Store) -> None:
+    early, late = "DATABASE:card_servicing:connection_pool", "AUTH:card_opening:access_denied"
+    day1 = DAY0 + timedelta(days=1)
+    store.replace_range(DAY0, day1, [incident(early, 10)], [], None, "backfill")
+    store.replace_range(
+        day1,
+        day1 + timedelta(days=1),
+        [incident(early, 4, day=day1), incident(late, 8, day=day1)],
+        [],
+        None,
+        "backfill",
+    )
+
+    states = store.problem_states(before=day1 + 8 * WINDOW)
+    assert set(states) == {early}
+    assert states[early].first_seen == DAY0 + 10 * WINDOW + timedelta(minutes=1)
+    assert states[early].last_seen == day1 + 4 * WINDOW + timedelta(minutes=14)
+    assert states[early].status == "known"
+    assert set(store.problem_states(before=day1 + 9 * WINDOW)) == {early, late}
+
+
+def test_history_counts_per_window_per_problem_and_namespace(store: Store) -> None:
+    pid = "DATABASE:card_servicing:connection_pool"
+    store.replace_range(
+        DAY0,
+        DAY0 + timedelta(hours=1),
+        [
+            incident(pid, 0, "cards", count=2),
+            incident(pid, 0, "payments", count=3),
+            incident(pid, 2, "cards", count=7),
+        ],
+        [],
+        None,
+        "backfill",
+    )
+    history = store.history(DAY0, DAY0 + 2 * WINDOW)
+    assert history.problem_counts == {pid: {DAY0: 5}}
+    assert history.namespace_counts == {"cards": {DAY0: 2}, "payments": {DAY0: 3}}
+
+
+# --- runs --------------------------------------------------------------------------------------
+
+
+def test_runs_and_steps_are_recorded_and_found_by_id_job_or_pod(store: Store) -> None:
+    started = datetime(2024, 5, 2, 9, 0, tzinfo=UTC)
+    older = store.start_run("regular_phase", {"window": 15}, None, "regular-phase-28601234-abcde")
+    run_id = store.start_run(
+        "backfill", {"days": 1, "day": started}, "backfill-28601235", "backfill-28601235-x7k2p"
+    )
+    store.record_step(
+        run_id, "fetch", "succeeded", started, started + timedelta(seconds=3), {"events": 12}, None
+    )
+    store.record_step(run_id, "publish", "failed", started, started + timedelta(seconds=4), {}, "HTTP 503")
+    store.finish_run(run_id, "partial", {"incidents_saved": 4}, "publish failed")
+
+    for ref in (run_id, "backfill-28601235", "backfill-28601235-x7k2p"):
+        found = store.find_run(ref)
+        assert found is not None and found.id == run_id
+    assert found.status == "partial" and found.finished_at is not None
+    assert found.args == {"days": 1, "day": "2024-05-02T09:00:00+00:00"}
+    assert found.counts == {"incidents_saved": 4}
+    assert [(s.step, s.status, s.error) for s in found.steps] == [
+        ("fetch", "succeeded", None),
+        ("publish", "failed", "HTTP 503"),
+    ]
+    assert store.find_run("no-such-run") is None
+    assert [r.id for r in store.recent_runs()] == [run_id, older]
+    assert [r.id for r in store.recent_runs(phase="regular_phase")] == [older]
+    assert len(store.recent_runs(limit=1)) == 1
+
+
+# --- the phase lock ----------------------------------------------------------------------------
+
+
+def test_a_second_store_cannot_take_a_held_phase_lock(store: Store) -> None:
+    other = Store.from_url(store._engine.url.render_as_string(hide_password=False))
+    try:
+        with store.phase_lock("backfill"):
+            with pytest.raises(LockHeld) as held, other.phase_lock("backfill"):
+                pass
+            assert held.value.phase == "backfill"
+            with other.phase_lock("regular_phase"):  # another phase is not blocked
+                pass
+        with other.phase_lock("backfill"):  # released
+            pass
+    finally:
+        other.close()
+
+
+def test_taking_the_lock_marks_runs_left_running_as_abandoned(store: Store) -> None:
+    killed = store.start_run("backfill", {}, "backfill-1", None)
+    with store.phase_lock("backfill"):
+        run = store.find_run(killed)
+    assert run is not None and run.status == "failed" and "abandoned" in run.error
+
+
+def _hold_lock(
+    url: str,
+    phase: str,
+    locked: multiprocessing.synchronize.Event,
+    release: multiprocessing.synchronize.Event,
+) -> None:
+    with Store.from_url(url) as store, store.phase_lock(phase):
+        locked.set()
+        release.wait(10)
+
+
+def test_the_phase_lock_holds_across_processes(sqlite_url: str) -> None:
+    Store.from_url(sqlite_url).close()
+    ctx = multiprocessing.get_context("spawn")
+    locked, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(sqlite_url, "regular_phase", locked, release))
+    holder.start()
+    try:
+        assert locked.wait(20)
+        with Store.from_url(sqlite_url) as store:
+            with pytest.raises(LockHeld), store.phase_lock("regular_phase"):
+                pass
+            release.set()
+            holder.join(20)
+            with store.phase_lock("regular_phase"):
+                pass
+    finally:
+        release.set()
+        holder.join(20)
+    assert holder.exitcode == 0
+
+
+# --- errors and secrets ------------------------------------------------------------------------
+
+
+def test_an_unreachable_database_names_the_host_not_the_password() -> None:
+    with pytest.raises(StoreUnavailable) as unavailable:
+        Store.from_url("postgresql+psycopg://u:secret@127.0.0.1:1/db")
+    message = str(unavailable.value)
+    assert "127.0.0.1" in message
+    assert "secret" not in message
+
+
+def test_the_store_never_shows_its_password() -> None:
+    store = Store(sa.create_engine("postgresql+psycopg://u:secret@db.example.com/analyzer"))
+    assert "secret" not in repr(store) and "secret" not in store.url
+    assert "db.example.com" in repr(store)
+
+
+@pytest.mark.postgres
+def test_migrations_under_the_ddl_role_give_the_role_the_tables(postgres_urls: tuple[str, str]) -> None:
+    app_url, ddl_url = postgres_urls
+    with Store.from_url(ddl_url, migrate=False) as ddl:
+        ddl.migrate(role="role_ailog_analyzer_ddl")
+    engine = sa.create_engine(app_url)
+    with engine.connect() as conn:
+        owners = set(conn.scalars(sa.text("SELECT tableowner FROM pg_tables WHERE schemaname = 'public'")))
+    engine.dispose()
+    assert owners == {"role_ailog_analyzer_ddl"}
