@@ -1,0 +1,531 @@
+"""Publication: Confluence pages, Teams cards and the trend chart rendered from a report, and the channels
+that deliver them (for now the dry-run file channel).
+
+Renderers are pure functions. Log-derived text is redacted (the report already is) and escaped for its
+target: XML-escaped on Confluence pages, put into Teams cards as TextRuns, which Teams shows verbatim
+instead of reading them as Markdown.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from matplotlib import dates as mdates
+from matplotlib.figure import Figure
+
+from core.model import WINDOW, Finding, Incident, isoformat, utc
+from core.redact import DEFAULT_REDACTOR, Redactor
+from core.report import (
+    TOP_DETAILS,
+    Report,
+    executive_summary,
+    summary_problems,
+    why_it_matters,
+    write_atomic,
+)
+
+MAX_TEAMS_PAYLOAD_BYTES = 28_000
+"""Teams rejects larger messages (about 28 KB); cards are cut to fit, with a "see Confluence" note."""
+
+MAX_CARD_TEXT_CHARS = 1_000
+ADAPTIVE_CARD_VERSION = "1.4"
+SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+
+# XML 1.0 forbids these characters even as character references; Confluence rejects a page holding one.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _text(value: object) -> str:
+    """Any value as plain text for a page or card cell."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return isoformat(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list | tuple | set):
+        return ", ".join(_text(item) for item in value)
+    return str(value)
+
+
+def _xml(value: object) -> str:
+    """Plain text made inert in Confluence storage format."""
+    return html.escape(_NOT_XML.sub("\ufffd", _text(value)), quote=True)
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    head = "".join(f"<th>{_xml(header)}</th>" for header in headers)
+    body = "".join("<tr>" + "".join(f"<td>{_xml(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><tbody><tr>{head}</tr>{body}</tbody></table>"
+
+
+# ------------------------------------------------------------------------------------------ Confluence
+
+PROBLEM_COLUMNS = (
+    "#", "ID", "Severity", "Status", "Count", "First", "Last", "Services", "Findings", "Sample",
+    "Remediation", "Owner", "Ticket",
+)  # fmt: skip
+PEAK_COLUMNS = ("Kind", "Scope", "Scope id", "Window start", "Window end", "Observed", "Baseline", "Ratio")
+
+
+def confluence_daily_page(report: Report, *, chart_filename: str | None) -> str:
+    """The daily page body in Confluence storage format (XHTML); the chart is an attachment by name."""
+    parts = [
+        "<h1>PROBLEM_ANALYSIS_REPORT</h1>",
+        f"<p><strong>{_xml(report.label)}</strong></p>",
+        f"<p>Range [{_xml(report.start)}, {_xml(report.end)}), generated {_xml(report.generated_at)}</p>",
+        "<h2>Executive summary</h2>",
+    ]
+    top = summary_problems(report)
+    if top:
+        items = "".join(
+            f"<li><strong>{_xml(line)}</strong> – {_xml(why_it_matters(problem))}</li>"
+            for line, problem in zip(executive_summary(report), top, strict=True)
+        )
+        parts.append(f"<ol>{items}</ol>")
+    else:
+        parts.append("<p>No problems in this range.</p>")
+
+    if chart_filename:
+        parts += [
+            "<h2>Errors per hour</h2>",
+            f'<p><ac:image ac:width="900"><ri:attachment ri:filename="{_xml(chart_filename)}" />'
+            "</ac:image></p>",
+        ]
+
+    parts.append(f"<h2>Top {TOP_DETAILS} problems</h2>")
+    parts.append(
+        _table(
+            PROBLEM_COLUMNS,
+            (
+                [
+                    rank,
+                    p.id,
+                    p.severity,
+                    p.status,
+                    p.count,
+                    p.first_seen,
+                    p.last_seen,
+                    p.workloads,
+                    p.finding_kinds,
+                    p.sample,
+                    "; ".join(p.remediation),
+                    p.owner,
+                    p.ticket,
+                ]
+                for rank, p in enumerate(report.problems[:TOP_DETAILS], start=1)
+            ),
+        )
+    )
+
+    parts.append("<h2>Peaks</h2>")
+    parts.append(
+        _table(
+            PEAK_COLUMNS,
+            (
+                [
+                    peak.kind,
+                    peak.scope,
+                    peak.scope_id,
+                    peak.window_start,
+                    peak.window_end,
+                    peak.observed,
+                    peak.baseline,
+                    round(peak.ratio, 1),
+                ]
+                for peak in report.peaks
+            ),
+        )
+        if report.peaks
+        else "<p>No peaks.</p>"
+    )
+
+    parts.append("<h2>Propagation chains</h2>")
+    if not report.chains:
+        parts.append("<p>No chains.</p>")
+    for number, chain in enumerate(report.chains, start=1):
+        members = "".join(
+            f"<li>{_xml(m.first_seen)} {_xml(m.problem_id)} in {_xml(m.workload)} ({_xml(m.count)})</li>"
+            for m in chain.members
+        )
+        evidence = "".join(f"<li>{_xml(line)}</li>" for line in chain.evidence)
+        parts += [
+            f"<h3>Chain {number}: root {_xml(chain.root.problem_id)} in {_xml(chain.root.workload)} "
+            f"(confidence {chain.confidence:.2f})</h3>",
+            f"<ol>{members}</ol>",
+            f"<p>Evidence:</p><ul>{evidence}</ul>",
+        ]
+
+    stats = report.stats
+    parts += [
+        "<h2>Input</h2>",
+        f"<p>Events read {stats.fetched}, accepted {stats.accepted}, skipped {stats.skipped_total}, "
+        f"truncated {stats.truncated}</p>",
+    ]
+    if stats.skipped:
+        parts.append(_table(["Skipped because", "Events"], sorted(stats.skipped.items())))
+    return "\n".join(parts) + "\n"
+
+
+KNOWN_ERROR_COLUMNS = (
+    ("ID", None),
+    ("Status", "status"),
+    ("Severity", "severity"),
+    ("Occurrences", "occurrences"),
+    ("First seen", "first_seen"),
+    ("Last seen", "last_seen"),
+    ("Namespaces", "namespaces"),
+    ("Owner", "owner"),
+    ("Ticket", "ticket"),
+    ("Notes", "notes"),
+    ("Sample", "sample"),
+)
+"""Columns of the known-errors page and the registry entry keys they show (None: the entry's id)."""
+
+KNOWN_PEAK_COLUMNS = (
+    ("ID", None),
+    ("Kind", "kind"),
+    ("Scope", "scope"),
+    ("Scope id", "scope_id"),
+    ("Window start", "window_start"),
+    ("Window end", "window_end"),
+    ("Observed", "observed"),
+    ("Baseline", "baseline"),
+    ("Ratio", "ratio"),
+    ("Status", "status"),
+    ("Notes", "notes"),
+)
+"""Columns of the known-peaks page and the registry entry keys they show (None: the entry's id)."""
+
+
+def _registry_page(
+    title: str,
+    entries: Mapping[str, Mapping[str, Any]],
+    columns: Sequence[tuple[str, str | None]],
+    *,
+    newest_by: str,
+    redactor: Redactor,
+) -> str:
+    # Registry text (samples, notes) is raw and hand-edited: redact all of it before it leaves.
+    def cell(entry_id: str, entry: Mapping[str, Any], key: str | None) -> str:
+        return entry_id if key is None else redactor.redact(_text(entry.get(key)))
+
+    ordered = sorted(entries.items(), key=lambda item: _text(item[1].get(newest_by)), reverse=True)
+    # A stable sort keeps newest-first within each group and moves ignored entries to the end.
+    ordered.sort(key=lambda item: item[1].get("status") == "ignored")
+    rows = [[cell(entry_id, entry, key) for _, key in columns] for entry_id, entry in ordered]
+    return (
+        "\n".join(
+            [
+                f"<h1>{_xml(title)}</h1>",
+                f"<p>{len(entries)} entries from the registry.</p>",
+                _table([header for header, _ in columns], rows),
+            ]
+        )
+        + "\n"
+    )
+
+
+def known_errors_page(
+    entries: Mapping[str, Mapping[str, Any]], *, redactor: Redactor = DEFAULT_REDACTOR
+) -> str:
+    """The known-errors page from registry problem entries (problem id → fields), newest first."""
+    return _registry_page(
+        "Known errors", entries, KNOWN_ERROR_COLUMNS, newest_by="last_seen", redactor=redactor
+    )
+
+
+def known_peaks_page(
+    entries: Mapping[str, Mapping[str, Any]], *, redactor: Redactor = DEFAULT_REDACTOR
+) -> str:
+    """The known-peaks page from registry peak entries (peak id → fields), newest first."""
+    return _registry_page(
+        "Known peaks", entries, KNOWN_PEAK_COLUMNS, newest_by="window_start", redactor=redactor
+    )
+
+
+# ----------------------------------------------------------------------------------------------- Teams
+
+
+def _literal(text: str, **run: Any) -> dict[str, Any]:
+    """Text Teams shows as it is: a TextRun is never read as Markdown (a TextBlock would be)."""
+    if len(text) > MAX_CARD_TEXT_CHARS:
+        text = text[: MAX_CARD_TEXT_CHARS - 1] + "…"
+    return {"type": "RichTextBlock", "inlines": [{"type": "TextRun", "text": text, **run}]}
+
+
+def _heading(text: str) -> dict[str, Any]:
+    return {"type": "TextBlock", "text": text, "weight": "Bolder", "size": "Medium", "wrap": True}
+
+
+def _message(body: list[dict[str, Any]], page_url: str | None) -> dict[str, Any]:
+    content: dict[str, Any] = {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": ADAPTIVE_CARD_VERSION,
+        "body": body,
+        "msteams": {"width": "Full"},
+    }
+    if page_url:
+        content["actions"] = [{"type": "Action.OpenUrl", "title": "Open in Confluence", "url": page_url}]
+    return {
+        "type": "message",
+        "attachments": [
+            {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": content}
+        ],
+    }
+
+
+def payload_size(payload: Mapping[str, Any]) -> int:
+    """Bytes of a payload as it is posted (compact UTF-8 JSON)."""
+    return len(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+def _card(
+    head: list[dict[str, Any]], items: Sequence[list[dict[str, Any]]], page_url: str | None
+) -> dict[str, Any]:
+    """A message of `head` and as many `items` (each a list of blocks) as stay under the Teams limit.
+
+    Items that do not fit are replaced by a "… N more, see Confluence" note. Sizes are measured once
+    per item and summed, so fitting stays linear in the number of items.
+    """
+
+    def build(shown: int) -> dict[str, Any]:
+        hidden = len(items) - shown
+        where = "see Confluence" if page_url else "see the report"
+        note = [{"type": "TextBlock", "text": f"… {hidden} more, {where}.", "isSubtle": True, "wrap": True}]
+        body = head + [block for item in items[:shown] for block in item] + (note if hidden else [])
+        return _message(body, page_url)
+
+    budget = MAX_TEAMS_PAYLOAD_BYTES - payload_size(build(0))
+    shown = 0
+    for item in items:
+        cost = sum(payload_size(block) + 1 for block in item)  # each block with its comma
+        if cost > budget:
+            break
+        budget -= cost
+        shown += 1
+    # The sum is exact and the note was budgeted at its longest, so only a head that alone is too big
+    # can still break the limit.
+    payload = build(shown)
+    if payload_size(payload) > MAX_TEAMS_PAYLOAD_BYTES:
+        raise ValueError("a Teams card without any items exceeds the payload limit")
+    return payload
+
+
+def teams_summary_card(report: Report, *, page_url: str | None) -> dict[str, Any]:
+    """The backfill's Teams message: run time, run figures, top problems, link to the Confluence page."""
+    figures = report.figures
+    failed = f"{figures.days_failed}" + (f" ({_text(figures.failed_days)})" if figures.failed_days else "")
+    facts = [
+        ("Range", report.label),
+        ("Days processed", figures.days_processed),
+        ("Days succeeded", figures.days_succeeded),
+        ("Days failed", failed),
+        ("Events fetched", figures.events_fetched),
+        ("Events skipped", sum(figures.events_skipped.values())),
+        ("Incidents saved", figures.incidents_saved),
+        ("Registry updates", figures.registry_updates),
+        ("Duration", f"{figures.duration_s / 60:.1f} min"),
+    ]
+    lines = executive_summary(report)
+    head = [
+        _heading(f"Log Analyzer run at {utc(report.generated_at):%Y-%m-%d %H:%M:%S} UTC"),
+        {"type": "TextBlock", "text": "Run Summary:", "weight": "Bolder", "wrap": True},
+        {"type": "FactSet", "facts": [{"title": title, "value": _text(value)} for title, value in facts]},
+        {"type": "TextBlock", "text": "Top problems:" if lines else "No problems.", "weight": "Bolder"},
+    ]
+    return _card(head, [[_literal(line)] for line in lines], page_url)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertContext:
+    """What a regular-phase alert says beside its findings: the window, counts and raw samples."""
+
+    start: datetime
+    end: datetime
+    generated_at: datetime | None = None
+    counts: Mapping[str, int] = field(default_factory=dict)  # problem id → occurrences in the window
+    samples: Mapping[str, str] = field(default_factory=dict)  # problem id → a sample (redacted on render)
+    page_url: str | None = None
+
+    @classmethod
+    def from_report(cls, report: Report, page_url: str | None = None) -> AlertContext:
+        return cls(
+            start=report.start,
+            end=report.end,
+            generated_at=report.generated_at,
+            counts={problem.id: problem.count for problem in report.problems},
+            samples={problem.id: problem.sample for problem in report.problems},
+            page_url=page_url,
+        )
+
+    @classmethod
+    def from_findings(cls, findings: Sequence[Finding]) -> AlertContext:
+        """The windows the findings were made in, when the caller has nothing more to say."""
+        if not findings:
+            raise ValueError("an alert without findings needs a context")
+        starts = [utc(finding.window_start) for finding in findings]
+        return cls(start=min(starts), end=max(starts) + WINDOW)
+
+
+def teams_alert_card(
+    findings: Sequence[Finding],
+    context: Report | AlertContext | None = None,
+    *,
+    redactor: Redactor = DEFAULT_REDACTOR,
+) -> dict[str, Any]:
+    """A critical-alert Teams message for the findings the caller decided to alert on, most severe first."""
+    if context is None:
+        context = AlertContext.from_findings(findings)
+    elif isinstance(context, Report):
+        context = AlertContext.from_report(context)
+    ordered = sorted(findings, key=lambda f: (SEVERITY_ORDER.get(f.severity, 9), f.problem_id, f.kind))
+
+    def finding_blocks(finding: Finding) -> list[dict[str, Any]]:
+        count = context.counts.get(finding.problem_id)
+        where = f" in {', '.join(finding.namespaces)}" if finding.namespaces else ""
+        headline = f"{finding.severity.upper()} {finding.kind}: {finding.problem_id}"
+        headline += (f" ({count} occurrences)" if count is not None else "") + where
+        blocks = [_literal(headline, weight="Bolder"), _literal(redactor.redact(finding.detail))]
+        sample = context.samples.get(finding.problem_id)
+        if sample:
+            blocks.append(_literal(redactor.redact(sample), fontType="Monospace", isSubtle=True))
+        return blocks
+
+    title = "Log Analyzer alert"
+    if context.generated_at:
+        title += f" at {utc(context.generated_at):%Y-%m-%d %H:%M:%S} UTC"
+    head = [
+        _heading(title),
+        {
+            "type": "TextBlock",
+            "text": f"Window [{isoformat(context.start)}, {isoformat(context.end)}): "
+            f"{len(ordered)} finding{'s' if len(ordered) != 1 else ''}",
+            "wrap": True,
+        },
+    ]
+    return _card(head, [finding_blocks(finding) for finding in ordered], context.page_url)
+
+
+# ----------------------------------------------------------------------------------------------- chart
+
+
+def trend_chart_png(
+    incidents: Iterable[Incident], path: Path, *, start: datetime | None = None, end: datetime | None = None
+) -> Path:
+    """Errors per hour by category over [start, end) (default: the incidents' span) as a PNG at `path`."""
+    per_category: dict[str, dict[datetime, int]] = defaultdict(lambda: defaultdict(int))
+    for incident in incidents:
+        hour = utc(incident.window_start).replace(minute=0, second=0, microsecond=0)
+        per_category[incident.category][hour] += incident.count
+    seen_hours = [hour for counts in per_category.values() for hour in counts]
+    first = utc(start).replace(minute=0, second=0, microsecond=0) if start else min(seen_hours, default=None)
+    last = utc(end) - timedelta(microseconds=1) if end else max(seen_hours, default=None)
+
+    # Figure without pyplot: no global state and no GUI backend, safe in a worker thread.
+    figure = Figure(figsize=(10, 4), dpi=100, layout="constrained")
+    axes = figure.subplots()
+    if first is not None and last is not None:
+        hours = [first + timedelta(hours=n) for n in range(int((last - first) / timedelta(hours=1)) + 1)]
+        for category in sorted(per_category):
+            axes.plot(hours, [per_category[category].get(hour, 0) for hour in hours], label=category)
+    if per_category:
+        axes.legend(loc="upper left", fontsize="small")
+    else:
+        axes.text(0.5, 0.5, "No errors in this range", ha="center", va="center", transform=axes.transAxes)
+    axes.set_title("Errors per hour by category (UTC)")
+    axes.set_ylabel("errors")
+    axes.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M", tz=UTC))
+    axes.grid(alpha=0.3)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return write_atomic(path, buffer.getvalue())
+
+
+# -------------------------------------------------------------------------------------------- channels
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One publication: what goes where, already rendered."""
+
+    # confluence_daily | confluence_known_errors | confluence_known_peaks | teams_summary | teams_alert
+    kind: str
+    body: str  # XHTML for Confluence, JSON for Teams
+    format: str  # xhtml | json
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """How a send went. A channel classifies its failures; one shared retry policy acts on `retry`."""
+
+    delivered: bool
+    location: str | None = None  # where it landed: a file, a page URL
+    retry: bool = False  # transient failure: worth sending again
+    retry_after_s: float | None = None  # the server's Retry-After, if it gave one
+    error: str | None = None
+
+
+class Channel(Protocol):
+    """A place publications go. `send` reports failures in its result instead of raising them."""
+
+    def send(self, message: Message) -> DeliveryResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FileChannel:
+    """The dry-run channel: what would have been published, as <out_dir>/publish/<kind>_<stamp>.<format>."""
+
+    out_dir: Path
+    stamp: str
+
+    def send(self, message: Message) -> DeliveryResult:
+        path = self.out_dir / "publish" / f"{message.kind}_{self.stamp}.{message.format}"
+        try:
+            write_atomic(path, message.body)
+        except OSError as error:
+            return DeliveryResult(delivered=False, error=f"{path}: {error}")
+        return DeliveryResult(delivered=True, location=str(path))
+
+
+def write_publications(
+    out_dir: Path,
+    *,
+    daily_page: str | None,
+    teams: dict[str, Any] | None,
+    alert: dict[str, Any] | None,
+    known_errors: str | None,
+    known_peaks: str | None,
+    stamp: str,
+) -> list[Path]:
+    """Write what the run would have published into `out_dir/publish/`; returns the files written."""
+    candidates = [
+        ("confluence_daily", daily_page, "xhtml"),
+        ("confluence_known_errors", known_errors, "xhtml"),
+        ("confluence_known_peaks", known_peaks, "xhtml"),
+        ("teams_summary", teams, "json"),
+        ("teams_alert", alert, "json"),
+    ]
+    messages = [
+        Message(kind, body if isinstance(body, str) else json.dumps(body, indent=2, ensure_ascii=False), fmt)
+        for kind, body, fmt in candidates
+        if body is not None
+    ]
+    channel = FileChannel(out_dir, stamp)
+    results = [channel.send(message) for message in messages]
+    failures = [result.error for result in results if not result.delivered]
+    if failures:
+        raise OSError("dry-run publication failed: " + "; ".join(map(str, failures)))
+    return [Path(str(result.location)) for result in results]

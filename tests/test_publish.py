@@ -1,0 +1,322 @@
+"""Tests for core.publish: escaping, redaction, Teams payload shape and size, chart, dry-run files."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_report import (
+    BUSINESS,
+    DAY,
+    DB,
+    NETWORK,
+    incident,
+    scenario_detection,
+    scenario_incidents,
+    scenario_report,
+)
+
+from core import publish
+from core.model import Chain, ChainMember, Detection, Finding, InputStats
+from core.publish import (
+    AlertContext,
+    Channel,
+    FileChannel,
+    Message,
+    confluence_daily_page,
+    known_errors_page,
+    known_peaks_page,
+    payload_size,
+    teams_alert_card,
+    teams_summary_card,
+    trend_chart_png,
+    write_publications,
+)
+from core.report import Report, executive_summary
+
+HOSTILE = (
+    '</td></tr></tbody></table><script>alert("x")</script> ]]> a & b <![CDATA[ y ]]> '
+    '<ac:structured-macro ac:name="html"><ac:plain-text-body>z</ac:plain-text-body></ac:structured-macro>'
+    " &amp; &nbsp; \x00\x1b\ufffe"
+)
+NAMESPACES = 'xmlns:ac="http://atlassian.com/content" xmlns:ri="http://atlassian.com/resource/identifier"'
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def parse(page: str) -> ET.Element:
+    return ET.fromstring(f"<page {NAMESPACES}>{page}</page>")
+
+
+def structure(page: str) -> list[str]:
+    return [element.tag for element in parse(page).iter()]
+
+
+def report_with_text(text: str) -> Report:
+    """The scenario report with `text` planted wherever log text or hand-written text can reach a page."""
+    incidents = scenario_incidents()
+    incidents[0].samples = [text]
+    detection = scenario_detection()
+    detection.findings.append(Finding("spike", DB, DAY, "high", text))
+    member = ChainMember(DB, "batch-a", "Deployment/batch-a/etl", DAY, 1)
+    chain = Chain(members=(member,), root=member, evidence=(text,), confidence=0.5)
+    stats = InputStats(fetched=2, accepted=1, skipped={text: 1})
+    return scenario_report(incidents=incidents, detection=detection, chains=[chain], stats=stats)
+
+
+def test_hostile_log_text_does_not_change_the_page_structure() -> None:
+    benign = confluence_daily_page(report_with_text("plain text"), chart_filename="trend.png")
+    hostile = confluence_daily_page(report_with_text(HOSTILE), chart_filename='trend"><x>.png')
+    assert structure(hostile) == structure(benign)
+
+
+def test_hostile_text_survives_as_inert_text() -> None:
+    page = confluence_daily_page(report_with_text(HOSTILE), chart_filename=None)
+    text = "".join(parse(page).itertext())
+    assert '<script>alert("x")</script>' in text
+    assert "<ac:structured-macro" in text
+    assert "\x00" not in page
+
+
+def test_daily_page_has_summary_problems_peaks_and_chains() -> None:
+    report = scenario_report()
+    root = parse(confluence_daily_page(report, chart_filename="trend.png"))
+    headings = [element.text for element in root.iter("h2")]
+    assert headings == [
+        "Executive summary",
+        "Errors per hour",
+        "Top 20 problems",
+        "Peaks",
+        "Propagation chains",
+        "Input",
+    ]
+    summary = [item.findtext("strong") for item in root.find("ol").iter("li")]
+    assert summary == executive_summary(report)
+    problem_rows = root.findall("table")[0].findall("tbody/tr")
+    assert [row.findall("td")[1].text for row in problem_rows[1:]] == [p.id for p in report.problems]
+    image = root.find(
+        "p/{http://atlassian.com/content}image/{http://atlassian.com/resource/identifier}attachment"
+    )
+    assert image.get("{http://atlassian.com/resource/identifier}filename") == "trend.png"
+
+
+def test_daily_page_carries_no_secret() -> None:
+    page = confluence_daily_page(scenario_report(), chart_filename=None)
+    for secret in ("S3cr3tFakePw", "4111 1111 1111 1111", "jane.doe@example.com", "hunter2"):
+        assert secret not in page
+    assert "[CARD]" in page
+
+
+def known_error_entries(sample: str) -> dict[str, dict[str, Any]]:
+    return {
+        "A:x:old": {"status": "known", "last_seen": datetime(2026, 2, 1, tzinfo=UTC), "sample": "ok"},
+        "A:x:ignored": {"status": "ignored", "last_seen": datetime(2026, 2, 9, tzinfo=UTC)},
+        "A:x:new": {
+            "status": "known",
+            "last_seen": datetime(2026, 2, 9, tzinfo=UTC),
+            "occurrences": 12,
+            "namespaces": ["cards", "payments"],
+            "ticket": 4711,
+            "sample": sample,
+            "notes": "<b>ask</b> ops@example.com",
+        },
+    }
+
+
+def test_known_errors_page_lists_newest_first_and_ignored_last() -> None:
+    root = parse(known_errors_page(known_error_entries("timeout")))
+    header, *rows = root.findall("table/tbody/tr")
+    assert [row.findtext("td") for row in rows] == ["A:x:new", "A:x:old", "A:x:ignored"]
+    values = dict(zip([th.text for th in header], [td.text for td in rows[0]], strict=True))
+    assert values["Occurrences"] == "12"
+    assert values["Last seen"] == "2026-02-09T00:00:00Z"
+    assert values["Namespaces"] == "cards, payments"
+    assert values["Ticket"] == "4711"
+    assert values["Notes"] == "<b>ask</b> [EMAIL]"
+
+
+def test_known_errors_page_redacts_and_escapes_raw_registry_text() -> None:
+    page = known_errors_page(known_error_entries("card 4111 1111 1111 1111 " + HOSTILE))
+    assert "4111" not in page and "ops@example.com" not in page
+    assert structure(page) == structure(known_errors_page(known_error_entries("timeout")))
+    assert "<ac:structured-macro" in "".join(parse(page).itertext())
+
+
+def test_known_peaks_page_lists_the_peaks() -> None:
+    entries = {
+        "spike:problem:A:x:y:2026-02-09T10:00:00Z": {
+            "kind": "spike",
+            "scope": "problem",
+            "scope_id": "A:x:y",
+            "window_start": "2026-02-09T10:00:00Z",
+            "window_end": "2026-02-09T10:15:00Z",
+            "observed": 120.0,
+            "baseline": 10.0,
+            "ratio": 12.0,
+            "notes": "deploy <v2>",
+        }
+    }
+    root = parse(known_peaks_page(entries))
+    header, row = root.findall("table/tbody/tr")
+    values = dict(zip([th.text for th in header], [td.text for td in row], strict=True))
+    assert values["Kind"] == "spike"
+    assert values["Observed"] == "120"
+    assert values["Ratio"] == "12"
+    assert values["Notes"] == "deploy <v2>"
+
+
+def card_content(payload: dict[str, Any]) -> dict[str, Any]:
+    assert payload["type"] == "message"
+    (attachment,) = payload["attachments"]
+    assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
+    content = attachment["content"]
+    assert content["type"] == "AdaptiveCard"
+    assert content["version"] in ("1.4", "1.5")
+    return content
+
+
+def card_texts(content: dict[str, Any]) -> list[str]:
+    texts = []
+    for block in content["body"]:
+        if block["type"] == "TextBlock":
+            texts.append(block["text"])
+        elif block["type"] == "RichTextBlock":
+            texts.append("".join(run["text"] for run in block["inlines"]))
+    return texts
+
+
+def test_teams_summary_card_shape_and_text() -> None:
+    report = scenario_report()
+    payload = teams_summary_card(report, page_url="https://confluence.example.com/pages/1")
+    content = card_content(payload)
+    texts = card_texts(content)
+    assert texts[:2] == ["Log Analyzer run at 2026-02-10 09:15:32 UTC", "Run Summary:"]
+    assert texts[-3:] == executive_summary(report)
+    facts = {
+        fact["title"]: fact["value"]
+        for block in content["body"]
+        if block["type"] == "FactSet"
+        for fact in block["facts"]
+    }
+    assert facts["Days processed"] == "1"
+    assert facts["Events fetched"] == "50500"
+    assert facts["Registry updates"] == "6"
+    assert content["actions"][0]["url"] == "https://confluence.example.com/pages/1"
+    # Problem ids hold underscores; in a TextBlock Teams would read them as Markdown italics.
+    assert all(block["type"] == "RichTextBlock" for block in content["body"][4:])
+
+
+def test_teams_summary_is_cut_to_the_size_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    report = scenario_report()
+    full = teams_summary_card(report, page_url="https://confluence.example.com/pages/1")
+    monkeypatch.setattr(publish, "MAX_TEAMS_PAYLOAD_BYTES", payload_size(full) - 10)
+    cut = teams_summary_card(report, page_url="https://confluence.example.com/pages/1")
+    assert payload_size(cut) <= payload_size(full) - 10
+    assert card_texts(card_content(cut))[-1] == "… 1 more, see Confluence."
+
+
+def test_alert_card_stays_under_28_kb_and_redacts() -> None:
+    findings = [
+        Finding("spike", f"DATABASE:flow{n}:pool", DAY, "critical", f"x{n} password=hunter2", ("ns-a",))
+        for n in range(300)
+    ]
+    context = AlertContext(
+        generated_at=DAY + timedelta(minutes=20),
+        start=DAY,
+        end=DAY + timedelta(minutes=15),
+        counts={f"DATABASE:flow{n}:pool": n for n in range(300)},
+        samples={f"DATABASE:flow{n}:pool": "card 4111 1111 1111 1111 " + "x" * 900 for n in range(300)},
+        page_url="https://confluence.example.com/pages/1",
+    )
+    payload = teams_alert_card(findings, context)
+    encoded = json.dumps(payload)
+    assert payload_size(payload) <= 28_000
+    assert "4111" not in encoded and "hunter2" not in encoded
+    texts = card_texts(card_content(payload))
+    assert texts[0] == "Log Analyzer alert at 2026-02-09 00:20:00 UTC"
+    assert texts[-1].endswith("more, see Confluence.")
+    assert "CRITICAL spike: DATABASE:flow0:pool (0 occurrences) in ns-a" in texts
+
+
+def test_alert_card_puts_most_severe_first_and_accepts_a_report() -> None:
+    report = scenario_report()
+    findings = [
+        Finding("spike", BUSINESS, DAY, "low", "30x"),
+        Finding("regression", NETWORK, DAY, "critical", "back again"),
+    ]
+    texts = card_texts(card_content(teams_alert_card(findings, report)))
+    headlines = [text for text in texts if text.startswith(("CRITICAL", "LOW"))]
+    assert headlines == [
+        f"CRITICAL regression: {NETWORK} (300 occurrences)",
+        f"LOW spike: {BUSINESS} (50000 occurrences)",
+    ]
+
+
+def test_trend_chart_is_a_png(tmp_path: Path) -> None:
+    path = trend_chart_png(
+        scenario_incidents(), tmp_path / "trend.png", start=DAY, end=DAY + timedelta(days=1)
+    )
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    empty = trend_chart_png([], tmp_path / "empty.png")
+    assert empty.read_bytes()[:8] == PNG_MAGIC
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.png", "trend.png"]
+
+
+def test_write_publications_writes_what_would_be_published(tmp_path: Path) -> None:
+    report = scenario_report()
+    card = teams_summary_card(report, page_url=None)
+    paths = write_publications(
+        tmp_path,
+        daily_page=confluence_daily_page(report, chart_filename=None),
+        teams=card,
+        alert=None,
+        known_errors=known_errors_page({}),
+        known_peaks=None,
+        stamp="2026-02-10T091532",
+    )
+    assert [path.relative_to(tmp_path).as_posix() for path in paths] == [
+        "publish/confluence_daily_2026-02-10T091532.xhtml",
+        "publish/confluence_known_errors_2026-02-10T091532.xhtml",
+        "publish/teams_summary_2026-02-10T091532.json",
+    ]
+    assert json.loads(paths[2].read_text(encoding="utf-8")) == card
+    assert structure(paths[0].read_text(encoding="utf-8"))[:2] == ["page", "h1"]
+
+
+def test_file_channel_reports_a_failure_instead_of_raising(tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")
+    channel: Channel = FileChannel(blocked, "2026-02-10T091532")
+    result = channel.send(Message("teams_summary", "{}", "json"))
+    assert not result.delivered
+    assert result.error and "not-a-directory" in result.error
+    with pytest.raises(OSError, match="dry-run publication failed"):
+        write_publications(
+            blocked, daily_page="<p/>", teams=None, alert=None, known_errors=None, known_peaks=None, stamp="s"
+        )
+
+
+def test_single_incident_chart_range(tmp_path: Path) -> None:
+    one = [incident(DB, "critical", hour=5, namespace="a", workload="w", count=3)]
+    assert trend_chart_png(one, tmp_path / "one.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_empty_report_renders_everywhere() -> None:
+    empty = scenario_report(incidents=[], detection=Detection([], []), chains=[])
+    assert "No problems in this range." in confluence_daily_page(empty, chart_filename=None)
+    assert card_texts(card_content(teams_summary_card(empty, page_url=None)))[-1] == "No problems."
+
+
+def test_alert_card_without_context_names_the_findings_window() -> None:
+    findings = [Finding("new", DB, DAY + timedelta(hours=10), "critical", "first seen")]
+    texts = card_texts(card_content(teams_alert_card(findings, None)))
+    assert texts[:2] == [
+        "Log Analyzer alert",
+        "Window [2026-02-09T10:00:00Z, 2026-02-09T10:15:00Z): 1 finding",
+    ]
+    assert f"CRITICAL new: {DB}" in texts
+    with pytest.raises(ValueError, match="needs a context"):
+        teams_alert_card([], None)

@@ -1,0 +1,149 @@
+"""Tests for core.redact: planted fake secrets never survive, ordinary log text does."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.redact import Redactor, iban_valid, luhn_valid, redact
+
+# Every line plants one fake secret (the second element) that must not survive redaction.
+PLANTED = [
+    ("payment declined for card 4111 1111 1111 1111 at merchant 42", "4111 1111 1111 1111"),
+    ("card=4111-1111-1111-1111 rejected", "4111-1111-1111-1111"),
+    ("pan 5500005555555559 expired", "5500005555555559"),
+    ("amex 378282246310005 limit", "378282246310005"),
+    ("order 12 4111 1111 1111 1111 failed", "4111 1111 1111 1111"),
+    ("card 4111 1111 1111 1111 12 times", "4111 1111 1111 1111"),
+    ("transfer to GB82 WEST 1234 5698 7654 32 failed", "WEST 1234 5698"),
+    ("iban=DE89370400440532013000;", "DE89370400440532013000"),
+    ("účet CZ65 0800 0000 1920 0014 5399 blocked", "0800 0000 1920"),
+    ("iban CZ6508000000192000145399 5678 booked", "CZ6508000000192000145399"),
+    ("user alice.smith+test@example.com not found", "alice.smith+test@example.com"),
+    ("notify bob@mail.example.co.uk failed", "bob@mail.example.co.uk"),
+    (
+        "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0"
+        ".dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U ok",
+        "eyJzdWIiOiIxMjM0NTY3ODkwIn0",
+    ),
+    ("Authorization: Bearer abc123.def-456_ghi~", "abc123.def-456_ghi"),
+    ("header authorization=Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA"),
+    ("connect postgresql://app_user:S3cr3t!pw@db.example.com:5432/app", "S3cr3t!pw"),
+    ("fetch https://svc:p@ss@word@api.example.com/x", "p@ss@word"),
+    ("login password=hunter2 user=carol", "hunter2"),
+    ("DB_PASSWORD=Tr0ub4dor&3 retry", "Tr0ub4dor"),
+    ("passwd: correct-horse-battery", "correct-horse-battery"),
+    ('{"user": "dave", "password": "pa\\"ss w0rd"}', 'pa\\"ss w0rd'),
+    ("{'api_key': 'AKIAFAKEFAKEFAKE'}", "AKIAFAKEFAKEFAKE"),
+    ("x-api-key: k-9f8e7d6c5b4a", "k-9f8e7d6c5b4a"),
+    ("client_secret=cs_fake_0123456789&grant=client", "cs_fake_0123456789"),
+    ("access_key=AKIA0000FAKE0000 region=eu", "AKIA0000FAKE0000"),
+    ("refresh_token: rt.fake.value", "rt.fake.value"),
+    ('"private_key": "-----BEGIN FAKE KEY-----"', "BEGIN FAKE KEY"),
+    ("pwd=qwerty123", "qwerty123"),
+    ("apikey=0123fakefake", "0123fakefake"),
+    ("client called with secret: s3cr3t-value", "s3cr3t-value"),
+    ('sample cut short {"password": "fake-pw-not-closed', "fake-pw-not-closed"),
+]
+
+
+@pytest.mark.parametrize(("line", "secret"), PLANTED)
+def test_planted_secret_does_not_survive(line: str, secret: str) -> None:
+    assert secret not in redact(line)
+
+
+def test_whole_corpus_in_one_text_leaves_no_secret() -> None:
+    redacted = redact("\n".join(line for line, _ in PLANTED))
+    survivors = [secret for _, secret in PLANTED if secret in redacted]
+    assert survivors == []
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("card 4111 1111 1111 1111 declined", "card [CARD] declined"),
+        ("to GB82 WEST 1234 5698 7654 32.", "to [IBAN]."),
+        ("mail alice@example.com", "mail [EMAIL]"),
+        ("Authorization: Bearer abc.def", "Authorization: Bearer [TOKEN]"),
+        ("Authorization: Basic dXNlcjpwYXNz", "Authorization: [SECRET]"),
+        ("https://user:pw@db.example.com/x", "https://user:[SECRET]@db.example.com/x"),
+        ('{"token": "abc", "n": 1}', '{"token": "[SECRET]", "n": 1}'),
+        ("password=hunter2&user=x", "password=[SECRET]&user=x"),
+        ("order 12 4111 1111 1111 1111 failed", "order 12 [CARD] failed"),
+    ],
+)
+def test_placeholders_keep_the_surrounding_text(line: str, expected: str) -> None:
+    assert redact(line) == expected
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "order 1234567890123 failed",  # 13 digits, not Luhn-valid: an id, not a card
+        "Timeout after 30000 ms at 2026-02-09T10:15:32Z",
+        "request 3f2b9c1e-8a7d-4c2b-9e1f-0a1b2c3d4e5f failed with HTTP 503",
+        "GB00 WEST 1234 5698 7654 32 is not a valid IBAN",
+        "Connection to db.example.com:5432 refused",
+        "java.sql.SQLTransientConnectionException: HikariPool-1 - Connection is not available",
+    ],
+)
+def test_ordinary_log_text_is_unchanged(line: str) -> None:
+    assert redact(line) == line
+
+
+def test_extra_patterns_are_redacted() -> None:
+    redactor = Redactor(extra_patterns=[r"\bEMP-\d{6}\b", r"(?i)rodne cislo \d{6}/\d{4}"])
+    assert redactor.redact("employee EMP-123456, rodne cislo 900101/1234") == (
+        "employee [REDACTED], [REDACTED]"
+    )
+
+
+def test_invalid_extra_pattern_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="invalid redaction pattern"):
+        Redactor(extra_patterns=["(unclosed"])
+
+
+def test_checksums() -> None:
+    assert luhn_valid("4111111111111111")
+    assert not luhn_valid("4111111111111112")
+    assert iban_valid("GB82WEST12345698765432")
+    assert not iban_valid("GB83WEST12345698765432")
+
+
+def _luhn_complete(prefix: str) -> str:
+    check = next(d for d in "0123456789" if luhn_valid(prefix + d))
+    return prefix + check
+
+
+@given(
+    body=st.text(alphabet="0123456789", min_size=12, max_size=18),
+    before=st.sampled_from(["card ", "x=", "(", ""]),
+    after=st.sampled_from([" ok", ")", ".", ""]),
+    separator=st.sampled_from(["", " ", "-"]),
+)
+def test_any_luhn_valid_card_is_redacted(body: str, before: str, after: str, separator: str) -> None:
+    number = _luhn_complete(body)
+    grouped = separator.join(number[i : i + 4] for i in range(0, len(number), 4))
+    redacted = redact(f"{before}{grouped}{after}")
+    assert number not in redacted.replace(" ", "").replace("-", "")
+    assert "[CARD]" in redacted
+
+
+@given(st.text(max_size=200))
+def test_redaction_is_idempotent(text: str) -> None:
+    once = redact(text)
+    assert redact(once) == once
+
+
+def test_redaction_is_fast_on_samples() -> None:
+    rng = random.Random(7)
+    lines = [rng.choice(PLANTED)[0] + " " + "x" * rng.randint(0, 400) for _ in range(2000)]
+    started = time.perf_counter()
+    for line in lines:
+        redact(line)
+    per_line_ms = (time.perf_counter() - started) / len(lines) * 1000
+    assert per_line_ms < 1.0

@@ -1,0 +1,397 @@
+"""Tests for core.report: merging, ranking, status, and the TXT/JSON/CSV files."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import jsonschema
+import pandas as pd
+import pytest
+
+from core.model import (
+    Chain,
+    ChainMember,
+    Detection,
+    Finding,
+    Incident,
+    InputStats,
+    Peak,
+    ProblemClass,
+    ProblemState,
+)
+from core.redact import Redactor
+from core.report import (
+    Report,
+    RunFigures,
+    build_report,
+    executive_summary,
+    problem_score,
+    problem_status,
+    range_text,
+    write_reports,
+)
+
+SCHEMA = json.loads((Path(__file__).parent.parent / "docs" / "report.schema.json").read_text())
+DAY = datetime(2026, 2, 9, tzinfo=UTC)
+DB = "DATABASE:batch_processing:connection_pool"
+BUSINESS = "BUSINESS:card_servicing:validation_error"
+AUTH = "AUTH:card_opening:access_denied"
+NETWORK = "NETWORK:payments:timeout"
+SECRETS = ("S3cr3tFakePw", "4111 1111 1111 1111", "jane.doe@example.com")
+TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+
+
+def incident(
+    problem_id: str,
+    severity: str,
+    *,
+    hour: int,
+    namespace: str,
+    workload: str,
+    count: int,
+    sample: str = "error",
+    template: str = "error",
+) -> Incident:
+    category, flow, error_class = problem_id.split(":")
+    start = DAY + timedelta(hours=hour)
+    return Incident(
+        problem_id=problem_id,
+        category=category,
+        flow=flow,
+        error_class=error_class,
+        severity=severity,
+        window_start=start,
+        window_end=start + timedelta(minutes=15),
+        namespace=namespace,
+        workload_kind="Deployment",
+        workload_name=workload,
+        count=count,
+        first_seen=start + timedelta(minutes=1),
+        last_seen=start + timedelta(minutes=14),
+        samples=[sample],
+        fingerprints={"f" * 16: template},
+    )
+
+
+def scenario_incidents() -> list[Incident]:
+    db_sample = "Connection to postgresql://app:S3cr3tFakePw@db.example.com:5432/app refused <script>"
+    return [
+        incident(DB, "critical", hour=3, namespace="batch-a", workload="etl", count=15, sample=db_sample),
+        incident(DB, "critical", hour=4, namespace="batch-b", workload="etl", count=20, sample=db_sample),
+        incident(DB, "critical", hour=5, namespace="cards", workload="api", count=5, sample=db_sample),
+        incident(
+            BUSINESS,
+            "low",
+            hour=1,
+            namespace="cards",
+            workload="card-servicing",
+            count=30_000,
+            sample="validation failed for card 4111 1111 1111 1111 of jane.doe@example.com",
+            template="validation failed for card <NUM>",
+        ),
+        incident(BUSINESS, "low", hour=22, namespace="cards", workload="card-servicing", count=20_000),
+        incident(AUTH, "medium", hour=2, namespace="cards", workload="card-opening", count=89),
+        incident(NETWORK, "high", hour=6, namespace="payments", workload="gateway", count=300),
+    ]
+
+
+def scenario_detection() -> Detection:
+    at = DAY + timedelta(hours=3)
+    return Detection(
+        peaks=[
+            Peak(
+                "spike",
+                "problem",
+                BUSINESS,
+                DAY + timedelta(hours=1),
+                DAY + timedelta(hours=1, minutes=15),
+                observed=3000.0,
+                baseline=100.0,
+                ratio=30.0,
+                problem_id=BUSINESS,
+            ),
+            Peak(
+                "burst",
+                "namespace",
+                "batch-b",
+                at,
+                at + timedelta(minutes=15),
+                observed=20.0,
+                baseline=2.0,
+                ratio=10.0,
+                namespace="batch-b",
+            ),
+        ],
+        findings=[
+            Finding("new", DB, at, "critical", "first seen in batch-a"),
+            Finding(
+                "cross_namespace", DB, at, "critical", "in 3 namespaces", ("batch-a", "batch-b", "cards")
+            ),
+            Finding("regression", NETWORK, DAY + timedelta(hours=6), "high", "resolved on 2026-02-01"),
+            Finding("spike", BUSINESS, DAY + timedelta(hours=1), "low", "30x baseline password=hunter2"),
+            Finding("burst", "namespace:batch-b", at, "medium", "surge in batch-b"),
+        ],
+    )
+
+
+def scenario_report(**overrides: object) -> Report:
+    before = DAY - timedelta(days=30)
+    arguments: dict[str, object] = {
+        "generated_at": datetime(2026, 2, 10, 9, 15, 32, tzinfo=UTC),
+        "phase": "backfill",
+        "start": DAY,
+        "end": DAY + timedelta(days=1),
+        "incidents": scenario_incidents(),
+        "detection": scenario_detection(),
+        "chains": [
+            Chain(
+                members=(
+                    ChainMember(DB, "batch-a", "Deployment/batch-a/etl", DAY + timedelta(hours=3), 15),
+                    ChainMember(
+                        NETWORK, "payments", "Deployment/payments/gateway", DAY + timedelta(hours=6), 300
+                    ),
+                ),
+                root=ChainMember(DB, "batch-a", "Deployment/batch-a/etl", DAY + timedelta(hours=3), 15),
+                evidence=("12 shared trace ids", "token=abc123 seen in both"),
+                confidence=0.8,
+            )
+        ],
+        "states": {
+            BUSINESS: ProblemState(BUSINESS, before, DAY - timedelta(days=1), "known"),
+            AUTH: ProblemState(AUTH, before, DAY - timedelta(days=1), "known"),
+            NETWORK: ProblemState(NETWORK, before, before, "resolved", resolved_at=before),
+        },
+        "registry": {
+            AUTH: {"status": "ignored", "owner": "team-cards", "ticket": 4711, "notes": ""},
+            BUSINESS: {"status": "known", "owner": "team-servicing", "ticket": "CARD-12"},
+        },
+        "classes": {
+            DB: ProblemClass(
+                "DATABASE",
+                "batch_processing",
+                "connection_pool",
+                "critical",
+                ("Check the pool size against max_connections", "Look for long transactions"),
+            ),
+        },
+        "stats": InputStats(
+            fetched=50_500, accepted=50_424, skipped={"malformed": 70, "binary": 6}, truncated=2
+        ),
+        "figures": RunFigures(
+            days_processed=1,
+            days_succeeded=1,
+            events_fetched=50_500,
+            incidents_saved=7,
+            registry_updates=6,
+            duration_s=61.5,
+        ),
+        "redactor": Redactor(),
+    }
+    arguments.update(overrides)
+    return build_report(**arguments)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def report() -> Report:
+    return scenario_report()
+
+
+@pytest.fixture(scope="module")
+def files(report: Report, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return write_reports(report, tmp_path_factory.mktemp("reports"))
+
+
+def test_critical_new_cross_namespace_problem_outranks_big_low_severity_one(report: Report) -> None:
+    ranked = [problem.id for problem in report.problems]
+    assert ranked.index(DB) < ranked.index(BUSINESS)
+    assert ranked[0] == DB
+
+
+def test_ignored_problem_is_ranked_last_and_never_in_the_summary(report: Report) -> None:
+    assert report.problems[-1].id == AUTH
+    assert report.problems[-1].status == "ignored"
+    assert not any(AUTH in line for line in executive_summary(report))
+
+
+def test_executive_summary_lines(report: Report) -> None:
+    assert executive_summary(report) == [
+        f"{DB} (40 occurrences)",
+        f"{NETWORK} (300 occurrences)",
+        f"{BUSINESS} (50000 occurrences)",
+    ]
+    assert executive_summary(report, n=1) == [f"{DB} (40 occurrences)"]
+
+
+def test_incidents_merge_per_problem(report: Report) -> None:
+    db = next(problem for problem in report.problems if problem.id == DB)
+    assert db.count == 40
+    assert db.first_seen == DAY + timedelta(hours=3, minutes=1)
+    assert db.last_seen == DAY + timedelta(hours=5, minutes=14)
+    assert db.namespaces == ["batch-a", "batch-b", "cards"]
+    assert [str(w) for w in db.workloads] == [
+        "Deployment/batch-a/etl",
+        "Deployment/batch-b/etl",
+        "Deployment/cards/api",
+    ]
+    assert db.finding_kinds == ["cross_namespace", "new"]
+    assert db.remediation == ["Check the pool size against max_connections", "Look for long transactions"]
+    assert db.known_since is None
+
+
+def test_statuses_come_from_findings_states_and_registry(report: Report) -> None:
+    statuses = {problem.id: problem.status for problem in report.problems}
+    assert statuses == {DB: "new", BUSINESS: "known", AUTH: "ignored", NETWORK: "regressed"}
+    auth = report.problems[-1]
+    assert (auth.owner, auth.ticket, auth.notes) == ("team-cards", "4711", None)
+
+
+@pytest.mark.parametrize(
+    ("state_status", "registry_status", "kinds", "expected"),
+    [
+        (None, None, [], "new"),
+        ("known", None, [], "known"),
+        ("new", None, [], "known"),
+        ("known", "ignored", ["new", "spike"], "ignored"),
+        ("resolved", None, [], "regressed"),
+        ("known", None, ["regression"], "regressed"),
+        ("known", "investigating", [], "investigating"),
+        ("known", None, ["new"], "new"),
+    ],
+)
+def test_problem_status_precedence(
+    state_status: str | None, registry_status: str | None, kinds: list[str], expected: str
+) -> None:
+    state = ProblemState("A:b:c", DAY, DAY, state_status) if state_status else None
+    assert problem_status(state=state, registry_status=registry_status, finding_kinds=kinds) == expected
+
+
+def test_score_prefers_severity_and_findings_over_volume() -> None:
+    assert problem_score("critical", ["new", "cross_namespace"], 40) > problem_score("low", [], 50_000)
+    assert problem_score("critical", [], 1) > problem_score("low", [], 50_000)
+    assert problem_score("medium", ["spike"], 100) > problem_score("medium", [], 100)
+    assert problem_score("high", [], 1000) > problem_score("high", [], 10)
+
+
+def test_samples_and_log_text_are_redacted_in_the_report(report: Report) -> None:
+    text = json.dumps([p.sample for p in report.problems] + [f.detail for f in report.findings])
+    text += json.dumps([line for chain in report.chains for line in chain.evidence])
+    assert not any(secret in text for secret in (*SECRETS, "hunter2", "abc123"))
+    business = next(problem for problem in report.problems if problem.id == BUSINESS)
+    assert business.sample == "validation failed for card [CARD] of [EMAIL]"
+
+
+def test_file_names_use_the_utc_stamp_and_no_temporary_file_is_left(files: dict[str, Path]) -> None:
+    assert {kind: path.name for kind, path in files.items()} == {
+        "txt": "problem_report_2026-02-10T091532.txt",
+        "json": "problem_report_2026-02-10T091532.json",
+        "csv": "problem_report_2026-02-10T091532.csv",
+    }
+    assert sorted(p.name for p in files["txt"].parent.iterdir()) == sorted(p.name for p in files.values())
+
+
+def test_no_secret_reaches_any_file(files: dict[str, Path]) -> None:
+    for path in files.values():
+        content = path.read_text(encoding="utf-8")
+        assert not any(secret in content for secret in SECRETS), path.name
+
+
+def test_txt_has_the_sections_in_order(files: dict[str, Path]) -> None:
+    text = files["txt"].read_text(encoding="utf-8")
+    sections = [
+        "PROBLEM_ANALYSIS_REPORT",
+        "Backfill Analysis: 2026-02-09",
+        "EXECUTIVE SUMMARY",
+        "PROBLEM DETAILS (Top 20)",
+        "PEAKS",
+        "PROPAGATION CHAINS",
+        "INPUT",
+        "RUN",
+    ]
+    positions = [text.index(section) for section in sections]
+    assert positions == sorted(positions)
+    assert f"1. {DB} (40 occurrences) - critical, cross-namespace (3 namespaces), new" in text
+    assert "  Services: Deployment/batch-a/etl, Deployment/batch-b/etl, Deployment/cards/api" in text
+    assert "  malformed: 70" in text
+    assert "Chain 1: root DATABASE:batch_processing:connection_pool in Deployment/batch-a/etl" in text
+
+
+def test_json_validates_against_the_schema(files: dict[str, Path]) -> None:
+    document = json.loads(files["json"].read_text(encoding="utf-8"))
+    jsonschema.validate(document, SCHEMA, cls=jsonschema.Draft202012Validator)
+    assert document["schema_version"] == "1.0"
+    assert document["range"] == {
+        "start": "2026-02-09T00:00:00Z",
+        "end": "2026-02-10T00:00:00Z",
+        "label": "Backfill Analysis: 2026-02-09",
+    }
+    db = document["problems"][0]
+    assert db["workloads"][0] == {"kind": "Deployment", "namespace": "batch-a", "name": "etl"}
+    assert document["chains"][0]["root"]["problem_id"] == DB
+    assert document["run"]["registry_updates"] == 6
+
+
+def test_json_timestamps_are_iso_utc_with_z(files: dict[str, Path]) -> None:
+    document = json.loads(files["json"].read_text(encoding="utf-8"))
+    stamps = [document["generated_at"], document["range"]["start"], document["range"]["end"]]
+    stamps += [p[key] for p in document["problems"] for key in ("first_seen", "last_seen")]
+    stamps += [peak[key] for peak in document["peaks"] for key in ("window_start", "window_end")]
+    assert stamps and all(TIMESTAMP.match(stamp) for stamp in stamps)
+
+
+def test_schema_rejects_a_broken_document(files: dict[str, Path]) -> None:
+    document = json.loads(files["json"].read_text(encoding="utf-8"))
+    document["problems"][0]["first_seen"] = "2026-02-09 03:01:00"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(document, SCHEMA, cls=jsonschema.Draft202012Validator)
+
+
+def test_csv_reads_back_with_pandas(report: Report, files: dict[str, Path]) -> None:
+    frame = pd.read_csv(files["csv"], keep_default_na=False)
+    assert list(frame["id"]) == [problem.id for problem in report.problems]
+    assert list(frame["count"]) == [problem.count for problem in report.problems]
+    assert list(frame["status"]) == [problem.status for problem in report.problems]
+    assert list(frame["sample"]) == [problem.sample for problem in report.problems]
+    assert frame.loc[0, "namespaces"] == "batch-a; batch-b; cards"
+    assert list(frame["rank"]) == list(range(1, len(report.problems) + 1))
+
+
+def test_empty_range_still_writes_valid_reports(tmp_path: Path) -> None:
+    empty = scenario_report(incidents=[], detection=Detection([], []), chains=[], states={}, registry={})
+    files = write_reports(empty, tmp_path)
+    jsonschema.validate(json.loads(files["json"].read_text()), SCHEMA, cls=jsonschema.Draft202012Validator)
+    assert "No problems in this range." in files["txt"].read_text()
+    assert pd.read_csv(files["csv"]).empty
+
+
+def test_failed_days_are_reported(tmp_path: Path) -> None:
+    figures = RunFigures(days_processed=3, days_succeeded=2, days_failed=1, failed_days=["2026-02-08"])
+    files = write_reports(scenario_report(figures=figures), tmp_path)
+    assert json.loads(files["json"].read_text())["run"]["failed_days"] == ["2026-02-08"]
+    assert "Failed days: 2026-02-08" in files["txt"].read_text()
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "expected"),
+    [
+        (DAY, DAY + timedelta(days=1), "2026-02-09"),
+        (DAY - timedelta(days=2), DAY + timedelta(days=1), "2026-02-07 to 2026-02-09"),
+        (
+            DAY + timedelta(hours=10),
+            DAY + timedelta(hours=10, minutes=15),
+            "2026-02-09T10:00:00Z to 2026-02-09T10:15:00Z",
+        ),
+    ],
+)
+def test_range_text(start: datetime, end: datetime, expected: str) -> None:
+    assert range_text(start, end) == expected
+
+
+def test_long_samples_are_cut_after_redaction() -> None:
+    long_sample = "x" * 490 + " card 4111 1111 1111 1111 " + "y" * 100
+    incidents = [incident(DB, "critical", hour=1, namespace="a", workload="w", count=1, sample=long_sample)]
+    report = scenario_report(incidents=incidents)
+    assert len(report.problems[0].sample) == 500
+    assert "4111" not in report.problems[0].sample
