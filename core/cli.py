@@ -1,0 +1,350 @@
+"""Command line: `backfill`, `regular_phase` and `log-analyzer <command>`. Parses arguments, builds the
+components from the settings and calls the pipeline; nothing else.
+
+Exit codes: 0 ok (also when only publishing failed, or another run of the phase holds the lock),
+1 the analysis failed (a day or window could not be processed; a source or the database down),
+2 a usage or configuration error (nothing was done).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import click
+
+from core import demo, log
+from core.classify import Classifier, FlowMap, Taxonomy, TaxonomyError
+from core.config import ConfigError, Settings, load_settings, masked_url, overrides
+from core.detect import DetectConfig
+from core.fetch import NdjsonSource, SourceUnavailable
+from core.fingerprint import Fingerprinter, fingerprint_lines
+from core.normalize import FieldMap
+from core.pipeline import Components, RunOutcome, backfill, regular_phase
+from core.propagate import PropagateConfig
+from core.redact import Redactor
+from core.registry import Registry
+from core.store import LockHeld, Store, StoreUnavailable
+
+EXIT_FAILED = 1
+
+
+class SettingError(click.ClickException):
+    """A missing or invalid setting: exit 2, nothing done."""
+
+    exit_code = 2
+
+    def format_message(self) -> str:
+        return f"configuration error: {self.message}"
+
+
+_now_option = click.option(
+    "--now",
+    type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]),
+    hidden=True,
+    help="Pretend the current UTC time is this (tests and replays).",
+)
+
+
+def _settings() -> Settings:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise SettingError(str(exc)) from None
+    log.setup(settings.log_format)
+    return settings
+
+
+def _components(settings: Settings, *, dry_run: bool) -> Components:
+    """Build the pipeline's parts; every configuration problem surfaces here, before any work."""
+    try:
+        taxonomy = Taxonomy.load(settings.taxonomy_file) if settings.taxonomy_file else Taxonomy.default()
+        flows = FlowMap.load(settings.flows_file) if settings.flows_file else FlowMap()
+        propagate_config = overrides(PropagateConfig(), "PROPAGATE")
+        if settings.dependencies_file:
+            propagate_config = PropagateConfig.load(settings.dependencies_file, base=propagate_config)
+        detect_config = overrides(DetectConfig(), "DETECT")
+    except (TaxonomyError, ConfigError, OSError, ValueError) as exc:
+        raise SettingError(str(exc)) from None
+    endpoint = settings.es_endpoint()
+    if endpoint is not None:
+        from core.fetch import ElasticsearchSource  # only the production path needs the client
+
+        source = ElasticsearchSource.from_settings(settings)
+    else:
+        if not settings.log_file.is_file():
+            raise SettingError(
+                f"LOG_FILE: {settings.log_file} does not exist "
+                "(set ES_URL for Elasticsearch, or run `log-analyzer demo` to generate demo logs)"
+            )
+        source = NdjsonSource(settings.log_file)
+    fields = None if settings.es_field_preset == "auto" else FieldMap.preset(settings.es_field_preset)
+    try:
+        redactor = Redactor(settings.redact_patterns)
+    except ValueError as exc:
+        raise SettingError(f"REDACT_PATTERNS: {exc}") from None
+    try:
+        store = _open_store(settings, dry_run=dry_run)
+    except StoreUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    return Components(
+        source=source,
+        store=store,
+        registry=Registry(settings.registry_dir, redact=redactor.redact),
+        fingerprinter=Fingerprinter(),
+        classifier=Classifier(taxonomy, flows),
+        detect_config=detect_config,
+        propagate_config=propagate_config,
+        redactor=redactor,
+        fields=fields,
+        max_message_bytes=settings.max_message_bytes,
+        baseline_days=settings.baseline_days,
+        ingest_lag=timedelta(minutes=settings.ingest_lag_minutes),
+        max_catchup_windows=settings.max_catchup_windows,
+        export_dir=settings.export_dir,
+        k8s_job=settings.k8s_job_name,
+        k8s_pod=settings.k8s_pod_name,
+    )
+
+
+def _open_store(settings: Settings, *, dry_run: bool) -> Store:
+    url = settings.store_url()
+    if dry_run and url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        # A dry run writes nothing outside its output folder: no database file is created.
+        return Store.from_url("sqlite://")
+    return Store.from_url(url)
+
+
+def _now(value: datetime | None) -> datetime:
+    return value.replace(tzinfo=UTC) if value else datetime.now(UTC)
+
+
+def _finish(outcome: RunOutcome) -> None:
+    """Print the run summary (the lines operators grep for) and exit with the documented code."""
+    f = outcome.figures
+    echo = click.echo
+    if outcome.phase == "backfill":
+        echo(
+            f"✅ Backfill processing finished for {f.days_processed} days "
+            f"({f.days_succeeded} succeeded, {f.days_failed} failed) in {f.duration_s}s"
+        )
+    else:
+        echo(
+            f"✅ Regular phase processed {f.days_processed} windows "
+            f"({f.days_failed} failed) in {f.duration_s}s"
+        )
+    skipped = sum(f.events_skipped.values())
+    echo(
+        f"✅ Events fetched: {f.events_fetched}"
+        + (f" ({skipped} skipped: {f.events_skipped})" if skipped else "")
+    )
+    echo(f"✅ Incidents saved: {f.incidents_saved}")
+    echo(f"Registry updated: {f.registry_updates} entries")
+    if outcome.report_files:
+        echo("✅ Problem reports generated:")
+        for path in outcome.report_files.values():
+            echo(f"   - {path}")
+    if outcome.summary:
+        echo("\nEXECUTIVE SUMMARY")
+        for line in outcome.summary:
+            echo(f"  {line}")
+    if outcome.phase == "regular" and not outcome.alerts:
+        echo("[No Teams message: nothing critical]")
+    for line in outcome.published:
+        echo(f"Published: {line}")
+    if outcome.run_id:
+        echo(f"Run id: {outcome.run_id}")
+    if outcome.failed:
+        for failure in outcome.failed:
+            click.echo(f"❌ failed: {failure}", err=True)
+        sys.exit(EXIT_FAILED)
+
+
+def _run_phase(fn, *args, **kwargs) -> None:
+    try:
+        outcome = fn(*args, **kwargs)
+    except LockHeld as exc:
+        click.echo(f"another run holds the lock, nothing done: {exc}", err=True)
+        return
+    except (StoreUnavailable, SourceUnavailable) as exc:
+        click.echo(f"❌ {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+    _finish(outcome)
+
+
+def _days(
+    days: int | None, date_from: datetime | None, date_to: datetime | None, now: datetime
+) -> list[date]:
+    if date_from or date_to:
+        if not (date_from and date_to):
+            raise click.UsageError("--from and --to go together")
+        first, last = date_from.date(), date_to.date()
+        if last < first:
+            raise click.UsageError("--to is before --from")
+        return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    today = now.date()
+    return [today - timedelta(days=n) for n in range(days or 1, 0, -1)]
+
+
+@click.command("backfill")
+@click.option(
+    "--days",
+    type=click.IntRange(1, 366),
+    default=None,
+    help="Analyse the N whole UTC days before today (default 1: yesterday).",
+)
+@click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]), help="First UTC day to analyse.")
+@click.option(
+    "--to", "date_to", type=click.DateTime(["%Y-%m-%d"]), help="Last UTC day to analyse (inclusive)."
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+    help="Folder for the problem reports (and, with --dry-run, what would be published).",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Read and analyse for real, but write nothing outside --output and send nothing.",
+)
+@_now_option
+def backfill_command(days, date_from, date_to, output, dry_run, now) -> None:
+    """Analyse whole UTC days: incidents, peaks, registry, problem reports, publication."""
+    settings = _settings()
+    when = _now(now)
+    selected = _days(days, date_from, date_to, when)
+    if selected[-1] >= when.date():
+        raise click.UsageError("backfill analyses whole past days; the last day must be before today (UTC)")
+    components = _components(settings, dry_run=dry_run)
+    click.echo(
+        f"✅ Backfill processing started for {len(selected)} days "
+        f"({selected[0].isoformat()} … {selected[-1].isoformat()}) from {components.source.describe()} "
+        f"into {masked_url(settings.store_url()) if not dry_run else 'nothing (dry run)'}"
+    )
+    _run_phase(backfill, components, selected, output, dry_run=dry_run, now=when)
+
+
+@click.command("regular_phase")
+@click.option(
+    "--window",
+    "window_minutes",
+    type=click.IntRange(15, 24 * 60),
+    default=15,
+    show_default=True,
+    help="Minutes to look back on a first run; later runs catch up every window since the last one.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Read and analyse for real, but store nothing and send nothing; alerts go to EXPORT_DIR.",
+)
+@_now_option
+def regular_phase_command(window_minutes, dry_run, now) -> None:
+    """Analyse the latest 15-minute windows; alert Teams only for critical findings."""
+    settings = _settings()
+    components = _components(settings, dry_run=dry_run)
+    _run_phase(regular_phase, components, timedelta(minutes=window_minutes), dry_run=dry_run, now=_now(now))
+
+
+@click.group()
+def main() -> None:
+    """ai-log-analyzer: analyse Kubernetes error logs; see `backfill --help` and `regular_phase --help`."""
+
+
+main.add_command(backfill_command, "backfill")
+main.add_command(regular_phase_command, "regular-phase")
+
+
+@main.command("demo")
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("demo/logs.ndjson"),
+    show_default=True,
+    help="NDJSON file to write (LOG_FILE reads it by default).",
+)
+@click.option(
+    "--days",
+    type=click.IntRange(1, 60),
+    default=8,
+    show_default=True,
+    help="Days of logs ending yesterday (UTC); the last one holds the planted incidents.",
+)
+@click.option("--seed", type=int, default=42, show_default=True, help="Random seed (same seed, same file).")
+@click.option(
+    "--scale", type=click.FloatRange(0.01, 100), default=1.0, show_default=True, help="Volume multiplier."
+)
+@_now_option
+def demo_command(output, days, seed, scale, now) -> None:
+    """Generate realistic demo logs (NDJSON, as Elasticsearch stores them) with planted incidents."""
+    end_day = _now(now).date() - timedelta(days=1)
+    manifest = demo.generate(output, end_day, days=days, seed=seed, scale=scale)
+    manifest_path = output.with_suffix(".manifest.json")
+    manifest_path.write_text(json.dumps(manifest.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
+    click.echo(
+        f"✅ Demo logs written: {output} ({days} days ending {end_day.isoformat()}); manifest {manifest_path}"
+    )
+
+
+@main.command("fingerprint")
+def fingerprint_command() -> None:
+    """Read raw messages on stdin, one per line; print one fingerprint key per line, same order."""
+    stdin = click.get_text_stream("stdin", errors="replace")
+    out = sys.stdout
+    for key in fingerprint_lines(line.rstrip("\r\n") for line in stdin):
+        out.write(key + "\n")
+
+
+@main.command("migrate")
+def migrate_command() -> None:
+    """Create or upgrade the database schema (runs as the DDL user when DB_DDL_USER is set)."""
+    settings = _settings()
+    url = settings.ddl_url()
+    try:
+        Store.from_url(url, migrate=False).migrate()
+    except StoreUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"✅ Schema up to date at {masked_url(url)}")
+
+
+@main.command("status")
+@click.argument("run_ref", required=False)
+@click.option(
+    "--limit", type=click.IntRange(1, 500), default=20, show_default=True, help="How many recent runs."
+)
+def status_command(run_ref, limit) -> None:
+    """Show the recent runs, or one run (by run id, Kubernetes Job name or pod name) with its steps."""
+    settings = _settings()
+    try:
+        store = Store.from_url(settings.store_url())
+    except StoreUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    runs = [store.find_run(run_ref)] if run_ref else store.recent_runs(limit)
+    if run_ref and runs[0] is None:
+        raise click.ClickException(f"no run found for {run_ref!r}")
+    for run in runs:
+        finished = run.finished_at.isoformat() if run.finished_at else "-"
+        click.echo(
+            f"{run.id}  {run.phase:<8} {run.status:<9} {run.started_at.isoformat()} → {finished}"
+            f"  job={run.k8s_job or '-'} pod={run.k8s_pod or '-'}  {json.dumps(run.counts or {})}"
+        )
+        if run_ref:
+            for step in run.steps:
+                click.echo(
+                    f"    {step.step:<28} {step.status:<9} {json.dumps(step.counts or {})}"
+                    + (f"  error: {step.error}" if step.error else "")
+                )
+            if run.error:
+                click.echo(f"    error: {run.error}")
+
+
+def backfill_main() -> None:
+    backfill_command(prog_name="backfill")
+
+
+def regular_phase_main() -> None:
+    regular_phase_command(prog_name="regular_phase")

@@ -1,0 +1,419 @@
+"""The pipeline both entrypoints share.
+
+fetch → normalize → fingerprint → classify (→ aggregate) → detect → propagate → persist → report → publish
+
+`analyse()` runs the stages up to propagate over one range; `backfill()` and `regular_phase()`
+choose the ranges, persist each one atomically, keep the registry up to date, and report and
+publish. Nothing here knows where logs or state live: the source and the store are injected.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from core import log, publish
+from core.aggregate import Aggregator
+from core.classify import Classifier
+from core.detect import DetectConfig, critical, detect
+from core.fetch import Source
+from core.fingerprint import Fingerprinter
+from core.model import (
+    WINDOW,
+    Analysis,
+    Chain,
+    Detection,
+    InputStats,
+    ProblemClass,
+    ProblemState,
+    window_start,
+)
+from core.normalize import FieldMap, normalize
+from core.propagate import PropagateConfig, propagate
+from core.redact import Redactor
+from core.registry import Registry, RegistryError
+from core.report import Report, RunFigures, build_report, executive_summary, report_stamp, write_reports
+from core.store import Store
+
+DAY = timedelta(days=1)
+
+
+@dataclass
+class Components:
+    """Everything a run needs, built once from the settings (see `core.cli`)."""
+
+    source: Source
+    store: Store
+    registry: Registry
+    fingerprinter: Fingerprinter
+    classifier: Classifier
+    detect_config: DetectConfig
+    propagate_config: PropagateConfig
+    redactor: Redactor
+    fields: FieldMap | None = None
+    max_message_bytes: int = 65536
+    baseline_days: int = 7
+    ingest_lag: timedelta = timedelta(minutes=5)
+    max_catchup_windows: int = 2976
+    export_dir: Path = Path("reports")
+    k8s_job: str | None = None
+    k8s_pod: str | None = None
+
+
+@dataclass
+class RangeResult:
+    """What the analysis of one range found."""
+
+    analysis: Analysis
+    detection: Detection
+    chains: list[Chain]
+    states: dict[str, ProblemState]
+    classes: dict[str, ProblemClass]
+
+
+@dataclass
+class RunOutcome:
+    """The end of a run: what the entrypoint prints and how it exits."""
+
+    run_id: str | None
+    phase: str
+    figures: RunFigures
+    failed: list[str] = field(default_factory=list)  # days or windows that failed, with why
+    report_files: dict[str, Path] = field(default_factory=dict)
+    published: list[str] = field(default_factory=list)  # what was published/written, one line each
+    summary: list[str] = field(default_factory=list)  # executive summary lines
+    alerts: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def analyse(c: Components, start: datetime, end: datetime) -> RangeResult:
+    """fetch → normalize → fingerprint → classify → aggregate, then detect and propagate."""
+    stats = InputStats()
+    aggregator = Aggregator(start, end)
+    classes: dict[str, ProblemClass] = {}
+    docs = c.source.fetch(start, end, stats)
+    for event in normalize(docs, stats, c.fields, c.max_message_bytes):
+        fp = c.fingerprinter.fingerprint(event.message, event.error_type)
+        problem = c.classifier.classify(event, fp)
+        classes.setdefault(problem.id, problem)
+        aggregator.add(event, fp, problem)
+    analysis = aggregator.result(stats)
+    history = c.store.history(start - timedelta(days=c.baseline_days), start)
+    states = _with_registry_status(c.store.problem_states(before=start), c.registry)
+    detection = detect(analysis, history, states, c.detect_config)
+    chains = propagate(analysis, c.propagate_config)
+    return RangeResult(analysis, detection, chains, states, classes)
+
+
+def backfill(c: Components, days: list[date], output: Path, *, dry_run: bool, now: datetime) -> RunOutcome:
+    """Analyse whole UTC days, each on its own; report and publish the run."""
+    started = time.monotonic()
+    figures = RunFigures(days_processed=len(days))
+    outcome = RunOutcome(None, "backfill", figures)
+    logger = log.get().bind(phase="backfill", dry_run=dry_run)
+    with _run(c, "backfill", {"days": [d.isoformat() for d in days], "dry_run": dry_run}, dry_run) as run:
+        outcome.run_id = run.run_id
+        _learn_baseline(c, run, days[0], dry_run, logger)
+        results: list[RangeResult] = []
+        for day in log.progress(days, total=len(days), desc="backfill days"):
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            try:
+                with run.step(f"day {day.isoformat()}") as counts:
+                    result = analyse(c, start, start + DAY)
+                    saved = 0 if dry_run else run.persist(result, start, start + DAY)
+                    counts.update(events=result.analysis.stats.fetched, incidents=saved)
+            except Exception as exc:  # one failed day never stops the others
+                logger.error("day failed", day=day.isoformat(), error=str(exc))
+                outcome.failed.append(f"{day.isoformat()}: {exc}")
+                figures.failed_days.append(day.isoformat())
+                continue
+            results.append(result)
+            figures.days_succeeded += 1
+            figures.events_fetched += result.analysis.stats.fetched
+            for reason, n in result.analysis.stats.skipped.items():
+                figures.events_skipped[reason] = figures.events_skipped.get(reason, 0) + n
+            figures.incidents_saved += len(result.analysis.incidents) if not dry_run else 0
+        figures.days_failed = len(figures.failed_days)
+        figures.registry_updates = _update_registry(c, run, results, dry_run, c.export_dir, logger)
+        figures.duration_s = round(time.monotonic() - started, 1)
+        report = _report(c, "backfill", days, results, figures, now)
+        with run.step("report"):
+            outcome.report_files = write_reports(report, output)
+        outcome.summary = executive_summary(report)
+        outcome.published = _publish_backfill(c, report, results, output, now, logger)
+        run.finish(outcome)
+    return outcome
+
+
+def regular_phase(c: Components, lookback: timedelta, *, dry_run: bool, now: datetime) -> RunOutcome:
+    """Analyse every unprocessed 15-minute window up to now − ingest lag; alert only on critical findings."""
+    started = time.monotonic()
+    figures = RunFigures()
+    outcome = RunOutcome(None, "regular", figures)
+    logger = log.get().bind(phase="regular", dry_run=dry_run)
+    with _run(
+        c, "regular", {"lookback_min": lookback.total_seconds() / 60, "dry_run": dry_run}, dry_run
+    ) as run:
+        outcome.run_id = run.run_id
+        windows = pending_windows(c, lookback, now)
+        figures.days_processed = len(windows)
+        critical_findings = []
+        for start in log.progress(windows, total=len(windows), desc="regular windows"):
+            try:
+                with run.step(f"window {start.isoformat()}") as counts:
+                    result = analyse(c, start, start + WINDOW)
+                    saved = 0 if dry_run else run.persist(result, start, start + WINDOW)
+                    counts.update(events=result.analysis.stats.fetched, incidents=saved)
+            except Exception as exc:
+                # Later windows wait: processing them now would leave a hole the catch-up skips.
+                logger.error("window failed", window=start.isoformat(), error=str(exc))
+                outcome.failed.append(f"{start.isoformat()}: {exc}")
+                figures.failed_days.append(start.isoformat())
+                break
+            figures.days_succeeded += 1
+            figures.events_fetched += result.analysis.stats.fetched
+            figures.incidents_saved += len(result.analysis.incidents) if not dry_run else 0
+            critical_findings += critical(result.detection.findings, c.detect_config)
+            run.results.append(result)
+        figures.days_failed = len(figures.failed_days)
+        figures.registry_updates = _update_registry(c, run, run.results, dry_run, Path(c.export_dir), logger)
+        figures.duration_s = round(time.monotonic() - started, 1)
+        if critical_findings:
+            outcome.alerts = len(critical_findings)
+            outcome.published = _publish_alert(c, critical_findings, Path(c.export_dir), now, logger)
+        run.finish(outcome)
+    return outcome
+
+
+def pending_windows(c: Components, lookback: timedelta, now: datetime) -> list[datetime]:
+    """Aligned windows not yet processed, oldest first: from the last processed one (or `lookback`
+    ago on a first run) up to now − ingest lag. Capped per run; the rest is caught up next run."""
+    end = window_start(now - c.ingest_lag)
+    last = c.store.last_processed_window()
+    begin = window_start(end - lookback)
+    if last is not None:
+        begin = min(begin, last + WINDOW)
+    done = c.store.processed_windows(begin, end)
+    windows = []
+    cursor = begin
+    while cursor < end and len(windows) < c.max_catchup_windows:
+        if cursor not in done:
+            windows.append(cursor)
+        cursor += WINDOW
+    return windows
+
+
+# --- the run record -------------------------------------------------------------------------
+
+
+class _Run:
+    """Records the run and its steps in the store (nothing in a dry run)."""
+
+    def __init__(self, c: Components, phase: str, run_id: str | None, dry_run: bool) -> None:
+        self.c, self.phase, self.run_id, self.dry_run = c, phase, run_id, dry_run
+        self.results: list[RangeResult] = []
+        self.touched: set[str] = set()
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[dict]:
+        counts: dict = {}
+        started = datetime.now(UTC)
+        try:
+            yield counts
+        except Exception as exc:
+            self._record(name, "failed", started, counts, str(exc))
+            raise
+        self._record(name, "succeeded", started, counts, None)
+
+    def _record(self, name: str, status: str, started: datetime, counts: dict, error: str | None) -> None:
+        if self.run_id is not None:
+            self.c.store.record_step(self.run_id, name, status, started, datetime.now(UTC), counts, error)
+
+    def persist(self, result: RangeResult, start: datetime, end: datetime) -> int:
+        analysis = result.analysis
+        written = self.c.store.replace_range(
+            start, end, analysis.incidents, result.detection.peaks, self.run_id, self.phase
+        )
+        self.touched.update(i.problem_id for i in analysis.incidents)
+        return written.incidents_saved
+
+    def finish(self, outcome: RunOutcome) -> None:
+        if self.run_id is None:
+            return
+        figures = outcome.figures
+        status = "succeeded" if outcome.ok else ("partial" if figures.days_succeeded else "failed")
+        counts = {
+            "events_fetched": figures.events_fetched,
+            "incidents_saved": figures.incidents_saved,
+            "registry_updates": figures.registry_updates,
+            "ranges": figures.days_processed,
+            "failed": figures.failed_days,
+            "alerts": outcome.alerts,
+        }
+        self.c.store.finish_run(self.run_id, status, counts, "; ".join(outcome.failed) or None)
+
+
+@contextmanager
+def _run(c: Components, phase: str, args: dict, dry_run: bool) -> Iterator[_Run]:
+    """Hold the phase lock and record the run; a crash marks the run failed."""
+    if dry_run:
+        yield _Run(c, phase, None, dry_run)
+        return
+    with c.store.phase_lock(phase):
+        run_id = c.store.start_run(phase, args, c.k8s_job, c.k8s_pod or socket.gethostname())
+        log.get().info("run started", phase=phase, run_id=run_id, k8s_job=c.k8s_job, k8s_pod=c.k8s_pod)
+        run = _Run(c, phase, run_id, dry_run)
+        try:
+            yield run
+        except BaseException as exc:
+            c.store.finish_run(run_id, "failed", {}, f"{type(exc).__name__}: {exc}")
+            raise
+
+
+def _learn_baseline(c: Components, run: _Run, first_day: date, dry_run: bool, logger) -> None:
+    """On a first run, analyse the baseline days before the first requested day, so that
+    yesterday's problems are compared with a real history instead of all being "new"."""
+    if dry_run or c.baseline_days == 0 or c.store.last_processed_window() is not None:
+        return
+    days = [first_day - timedelta(days=n) for n in range(c.baseline_days, 0, -1)]
+    logger.info("no history yet: learning the baseline first", days=len(days), before=first_day.isoformat())
+    for day in log.progress(days, total=len(days), desc="learning baseline"):
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        with run.step(f"baseline {day.isoformat()}"):
+            run.persist(analyse(c, start, start + DAY), start, start + DAY)
+
+
+def _with_registry_status(states: dict[str, ProblemState], registry: Registry) -> dict[str, ProblemState]:
+    """The store knows the facts, people know the status: overlay the registry's statuses."""
+    try:
+        statuses = registry.statuses()
+    except RegistryError as exc:
+        log.get().error("registry unreadable; using database state", error=str(exc))
+        return states
+    merged = {}
+    for pid, state in states.items():
+        status, resolved_at = statuses.get(pid, (state.status, state.resolved_at))
+        merged[pid] = ProblemState(pid, state.first_seen, state.last_seen, status, resolved_at)
+    return merged
+
+
+def _update_registry(
+    c: Components, run: _Run, results: list[RangeResult], dry_run: bool, export_dir: Path, logger
+) -> int:
+    """Propagate the run's findings into the registry and its CSV exports (never in a dry run)."""
+    if dry_run or not results:
+        return 0
+    regressed = {f.problem_id for r in results for f in r.detection.findings if f.kind == "regression"}
+    peaks = [p for r in results for p in r.detection.peaks]
+    try:
+        with run.step("registry") as counts:
+            update = c.registry.update(c.store.problems(sorted(run.touched)), peaks, regressed)
+            c.registry.export_csv(export_dir)
+            counts.update(
+                added=update.problems_added, updated=update.problems_updated, peaks=update.peaks_added
+            )
+    except RegistryError as exc:
+        logger.error("registry not updated", error=str(exc))
+        return 0
+    return update.problems_added + update.problems_updated + update.peaks_added
+
+
+def _report(
+    c: Components,
+    phase: str,
+    days: list[date],
+    results: list[RangeResult],
+    figures: RunFigures,
+    now: datetime,
+) -> Report:
+    start = datetime(days[0].year, days[0].month, days[0].day, tzinfo=UTC)
+    end = datetime(days[-1].year, days[-1].month, days[-1].day, tzinfo=UTC) + DAY
+    stats = InputStats()
+    states: dict[str, ProblemState] = {}
+    classes: dict[str, ProblemClass] = {}
+    for r in results:
+        stats.fetched += r.analysis.stats.fetched
+        stats.accepted += r.analysis.stats.accepted
+        for reason, n in r.analysis.stats.skipped.items():
+            stats.skipped[reason] = stats.skipped.get(reason, 0) + n
+        for pid, state in r.states.items():
+            states.setdefault(pid, state)
+        classes.update(r.classes)
+    try:
+        registry = {pid: dict(entry) for pid, entry in c.registry.load().items()}
+    except RegistryError:
+        registry = {}
+    return build_report(
+        generated_at=now,
+        phase=phase,
+        start=start,
+        end=end,
+        incidents=[i for r in results for i in r.analysis.incidents],
+        detection=Detection(
+            [p for r in results for p in r.detection.peaks],
+            [f for r in results for f in r.detection.findings],
+        ),
+        chains=[ch for r in results for ch in r.chains],
+        states=states,
+        registry=registry,
+        classes=classes,
+        stats=stats,
+        figures=figures,
+        redactor=c.redactor,
+    )
+
+
+def _publish_backfill(
+    c: Components, report: Report, results: list[RangeResult], output: Path, now: datetime, logger
+) -> list[str]:
+    """Render what the backfill publishes; a failure here never fails the analysis."""
+    try:
+        stamp = report_stamp(now)
+        chart = output / "publish" / f"trend_{stamp}.png"
+        chart.parent.mkdir(parents=True, exist_ok=True)
+        publish.trend_chart_png([i for r in results for i in r.analysis.incidents], chart)
+        try:
+            problems = {pid: dict(e) for pid, e in c.registry.load().items()}
+            peaks = {pid: dict(e) for pid, e in c.registry.load_peaks().items()}
+        except RegistryError:
+            problems, peaks = {}, {}
+        files = publish.write_publications(
+            output,
+            daily_page=publish.confluence_daily_page(report, chart_filename=chart.name),
+            teams=publish.teams_summary_card(report, page_url=None),
+            alert=None,
+            known_errors=publish.known_errors_page(problems, redactor=c.redactor),
+            known_peaks=publish.known_peaks_page(peaks, redactor=c.redactor),
+            stamp=stamp,
+        )
+    except Exception as exc:
+        logger.warning("publication failed", error=str(exc))
+        return [f"publication failed: {exc}"]
+    return [str(p) for p in [*files, chart]]
+
+
+def _publish_alert(c: Components, findings, export_dir: Path, now: datetime, logger) -> list[str]:
+    try:
+        stamp = report_stamp(now)
+        card = publish.teams_alert_card(findings, None, redactor=c.redactor)
+        files = publish.write_publications(
+            export_dir,
+            daily_page=None,
+            teams=None,
+            alert=card,
+            known_errors=None,
+            known_peaks=None,
+            stamp=stamp,
+        )
+    except Exception as exc:
+        logger.warning("alert not written", error=str(exc))
+        return [f"alert failed: {exc}"]
+    return [str(p) for p in files]

@@ -1,0 +1,307 @@
+"""End to end on the embedded defaults: demo NDJSON → backfill / regular_phase → SQLite, registry, reports.
+
+Every planted incident of the demo day must be found; running a day twice must leave the same
+database; bad input is counted, reported and skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from core import demo
+from core.cli import backfill_command, main, regular_phase_command
+from core.store import Store
+
+DAY = date(2026, 2, 9)  # the incident day
+NOW = "2026-02-10T09:15:00"  # the morning after, when the backfill CronJob runs
+
+
+@pytest.fixture(scope="module")
+def demo_file(tmp_path_factory) -> tuple[Path, demo.DemoManifest]:
+    path = tmp_path_factory.mktemp("demo") / "logs.ndjson"
+    manifest = demo.generate(path, DAY, days=4, seed=7, scale=0.4)
+    return path, manifest
+
+
+def environment(tmp: Path, log_file: Path) -> dict[str, str]:
+    return {
+        "DATABASE_URL": f"sqlite:///{tmp / 'state.db'}",
+        "LOG_FILE": str(log_file),
+        "REGISTRY_DIR": str(tmp / "registry"),
+        "EXPORT_DIR": str(tmp / "exports"),
+        "BASELINE_DAYS": "3",
+        "LOG_FORMAT": "json",
+    }
+
+
+def run(command, args: list[str], env: dict[str, str]):
+    result = CliRunner().invoke(command, args, env=env, catch_exceptions=False)
+    return result
+
+
+@pytest.fixture(scope="module")
+def backfilled(demo_file, tmp_path_factory):
+    """One backfill of the incident day (which first learns the 3 baseline days)."""
+    path, manifest = demo_file
+    tmp = tmp_path_factory.mktemp("backfill")
+    env = environment(tmp, path)
+    result = run(backfill_command, ["--days", "1", "--output", str(tmp / "reports"), "--now", NOW], env)
+    assert result.exit_code == 0, result.output
+    report_json = next((tmp / "reports").glob("problem_report_*.json"))
+    report = json.loads(report_json.read_text())
+    return tmp, env, manifest, report, result.output
+
+
+def overlaps(start: str, end: str, planted) -> bool:
+    s = datetime.fromisoformat(start.replace("Z", "+00:00"))
+    e = datetime.fromisoformat(end.replace("Z", "+00:00"))
+    return s < planted.end and planted.start < e
+
+
+def test_backfill_prints_the_run_summary(backfilled):
+    tmp, _, _, _, output = backfilled
+    assert "✅ Backfill processing finished for 1 days (1 succeeded, 0 failed)" in output
+    assert "EXECUTIVE SUMMARY" in output
+    assert len(list((tmp / "reports").glob("problem_report_*"))) == 3
+    assert (tmp / "exports" / "errors_table_latest.csv").is_file()
+    assert (tmp / "registry" / "problems.yaml").is_file()
+
+
+def test_the_spike_is_found(backfilled):
+    _, _, manifest, report, _ = backfilled
+    spike = manifest.incident("spike")
+    peaks = [
+        p
+        for p in report["peaks"]
+        if p["kind"] == "spike"
+        and p["scope"] == "problem"
+        and p["scope_id"].startswith("BUSINESS:card_servicing:validation_error")
+        and overlaps(p["window_start"], p["window_end"], spike)
+    ]
+    assert peaks, "the planted validation-error spike was not recorded as a peak"
+
+
+def test_the_burst_is_found(backfilled):
+    _, _, manifest, report, _ = backfilled
+    burst = manifest.incident("burst")
+    peaks = [
+        p
+        for p in report["peaks"]
+        if p["kind"] == "burst"
+        and p["namespace"] in burst.namespaces
+        and overlaps(p["window_start"], p["window_end"], burst)
+    ]
+    assert peaks, "the planted burst was not recorded as a peak"
+    # a burst is short: the peak is minutes long, not the whole day
+    for p in peaks:
+        start = datetime.fromisoformat(p["window_start"].replace("Z", "+00:00"))
+        end = datetime.fromisoformat(p["window_end"].replace("Z", "+00:00"))
+        assert end - start <= timedelta(minutes=15)
+
+
+def test_the_database_outage_is_a_cross_namespace_chain_rooted_in_the_database(backfilled):
+    _, _, manifest, report, _ = backfilled
+    outage = manifest.incident("db_outage")
+    db_namespace = outage.namespaces[0]
+    chains = [c for c in report["chains"] if c["root"]["namespace"] == db_namespace]
+    assert chains, f"no propagation chain rooted in {db_namespace}: {report['chains']}"
+    chain = chains[0]
+    assert chain["root"]["problem_id"].startswith("DATABASE:")
+    member_namespaces = {m["namespace"] for m in chain["members"]}
+    assert set(outage.namespaces) <= member_namespaces
+    assert chain["members"][0]["namespace"] == db_namespace  # in order of first occurrence
+    assert any("shared trace ids" in line for line in chain["evidence"])
+    assert chain["confidence"] >= 0.5
+    cross = [f for p in report["problems"] for f in p["findings"] if f["kind"] == "cross_namespace"]
+    assert any(len(f["namespaces"]) >= 3 for f in cross)
+
+
+def test_the_new_error_is_new_and_the_usual_ones_are_not(backfilled):
+    _, _, manifest, report, _ = backfilled
+    new_error = manifest.incident("new_error")
+    by_id = {p["id"]: p for p in report["problems"]}
+    npe = [p for p in report["problems"] if p["error_class"].startswith("null_pointer")]
+    assert npe and npe[0]["status"] == "new"
+    assert new_error.namespaces[0] in npe[0]["namespaces"]
+    validation = by_id["BUSINESS:card_servicing:validation_error"]
+    assert validation["status"] != "new", "a problem seen on every baseline day must not be new"
+
+
+def test_the_failed_job_is_attributed_to_its_job_not_the_scraper(backfilled):
+    _, _, manifest, report, _ = backfilled
+    failed = manifest.incident("failed_job")
+    job_name = failed.markers[0]
+    job_problems = [p for p in report["problems"] if p["error_class"] == "job_failed"]
+    assert job_problems
+    workloads = {(w["kind"], w["namespace"], w["name"]) for p in job_problems for w in p["workloads"]}
+    assert ("Job", "batch-processing", job_name) in workloads
+    assert not any("kube-state-metrics" in name for _, _, name in workloads)
+
+
+def test_published_payloads_are_written_and_redacted(backfilled):
+    tmp, _, _, _, _ = backfilled
+    publish = tmp / "reports" / "publish"
+    page = next(publish.glob("confluence_daily_*.xhtml")).read_text()
+    card = next(publish.glob("teams_summary_*.json")).read_text()
+    for text in (page, card):
+        assert "4111111111111111" not in text and "4111 1111 1111 1111" not in text
+    assert "Log Analyzer run at" in card
+    assert next(publish.glob("trend_*.png")).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_running_the_same_day_again_leaves_the_same_database(backfilled):
+    tmp, env, _, _, _ = backfilled
+    url = env["DATABASE_URL"]
+    before = Store.from_url(url).snapshot()
+    registry_before = (tmp / "registry" / "problems.yaml").read_bytes()
+    result = run(backfill_command, ["--days", "1", "--output", str(tmp / "again"), "--now", NOW], env)
+    assert result.exit_code == 0, result.output
+    after = Store.from_url(url).snapshot()
+    assert after == before
+    assert (tmp / "registry" / "problems.yaml").read_bytes() == registry_before
+    assert sum(len(rows) for rows in after.values()) > 0
+
+
+def test_bad_input_is_counted_reported_and_skipped(demo_file, tmp_path):
+    path, _ = demo_file
+    bad = tmp_path / "bad.ndjson"
+    shutil.copy(path, bad)
+    ts = "2026-02-09T08:00:00Z"
+    with bad.open("ab") as out:
+        out.write(b'{"@timestamp": "' + ts.encode() + b'", "message": "ERROR broken\n')  # malformed JSON
+        out.write(
+            json.dumps({"@timestamp": ts, "log.level": "error", "message": "no namespace"}).encode() + b"\n"
+        )
+        big = {
+            "@timestamp": ts,
+            "log.level": "error",
+            "kubernetes": {"namespace": "payments"},
+            "message": "ERROR " + "x" * 1_048_576,
+        }
+        out.write(json.dumps(big).encode() + b"\n")
+        out.write(b'{"@timestamp": "' + ts.encode() + b'", "message": "ERROR \xff\xfe bytes"}\n')  # not UTF-8
+    env = environment(tmp_path, bad)
+    result = run(backfill_command, ["--days", "1", "--output", str(tmp_path / "reports"), "--now", NOW], env)
+    assert result.exit_code == 0, result.output
+    report = json.loads(next((tmp_path / "reports").glob("problem_report_*.json")).read_text())
+    skipped = report["stats"]["skipped"]
+    assert skipped.get("malformed_json") == 1
+    assert skipped.get("missing_namespace") == 1
+    assert skipped.get("message_too_large") == 1
+    assert skipped.get("not_utf8") == 1
+    assert "malformed_json" in result.output  # reported in the run summary too
+
+
+def test_dry_run_writes_nothing_outside_its_output_folder(demo_file, tmp_path):
+    path, _ = demo_file
+    env = environment(tmp_path, path)
+    out = tmp_path / "out"
+    result = run(backfill_command, ["--days", "1", "--output", str(out), "--dry-run", "--now", NOW], env)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert list((out / "publish").glob("confluence_daily_*.xhtml"))
+    assert list((out / "publish").glob("teams_summary_*.json"))
+
+
+def test_regular_phase_catches_up_every_window_and_alerts_on_the_outage(demo_file, tmp_path):
+    path, manifest = demo_file
+    outage = manifest.incident("db_outage")
+    env = environment(tmp_path, path)
+    store_url = env["DATABASE_URL"]
+    # 20 minutes into the outage, with the 5-minute ingest lag: windows up to the one holding its start
+    first_now = outage.start + timedelta(minutes=20)
+    result = run(
+        regular_phase_command, ["--window", "60", "--now", first_now.strftime("%Y-%m-%dT%H:%M:%S")], env
+    )
+    assert result.exit_code == 0, result.output
+    alerts = list((tmp_path / "exports" / "publish").glob("teams_alert_*.json"))
+    assert alerts, result.output
+    card = alerts[0].read_text()
+    assert "DATABASE" in card
+    # an hour later: every window since the last processed one is caught up, none skipped
+    later = first_now + timedelta(hours=1)
+    result = run(regular_phase_command, ["--now", later.strftime("%Y-%m-%dT%H:%M:%S")], env)
+    assert result.exit_code == 0, result.output
+    store = Store.from_url(store_url)
+    windows = sorted(store.processed_windows(first_now - timedelta(hours=2), later))
+    assert windows, "no window recorded"
+    steps = {b - a for a, b in zip(windows, windows[1:], strict=False)}
+    assert steps == {timedelta(minutes=15)}
+    assert windows[-1] + timedelta(minutes=15) <= later - timedelta(minutes=5)
+    assert windows[-1] >= later - timedelta(minutes=35)
+
+
+def test_quiet_windows_send_no_alert(demo_file, tmp_path):
+    path, _ = demo_file
+    env = environment(tmp_path, path)
+    result = run(regular_phase_command, ["--now", "2026-02-09T04:10:00"], env)
+    assert result.exit_code == 0, result.output
+    assert "[No Teams message: nothing critical]" in result.output
+    assert not list((tmp_path / "exports").glob("publish/teams_alert_*.json"))
+
+
+def test_a_bad_setting_is_one_line_naming_it(demo_file, tmp_path):
+    path, _ = demo_file
+    env = environment(tmp_path, path) | {"DB_PORT": "not-a-port", "DATABASE_URL": ""}
+    result = CliRunner().invoke(backfill_command, ["--days", "1", "--now", NOW], env=env)
+    assert result.exit_code == 2
+    assert "DB_PORT" in result.output
+    assert not (tmp_path / "state.db").exists()
+
+
+def test_a_missing_log_file_names_log_file(tmp_path):
+    env = environment(tmp_path, tmp_path / "nope.ndjson")
+    result = CliRunner().invoke(backfill_command, ["--days", "1", "--now", NOW], env=env)
+    assert result.exit_code == 2
+    assert "LOG_FILE" in result.output
+
+
+def test_a_second_run_of_the_same_phase_exits_cleanly_while_the_first_holds_the_lock(demo_file, tmp_path):
+    path, _ = demo_file
+    env = environment(tmp_path, path)
+    store = Store.from_url(env["DATABASE_URL"])
+    with store.phase_lock("backfill"):
+        result = CliRunner().invoke(backfill_command, ["--days", "1", "--now", NOW], env=env)
+    assert result.exit_code == 0
+    assert "another run holds the lock" in result.output
+    assert store.recent_runs() == []
+
+
+def test_status_finds_a_run_by_its_kubernetes_job_name(demo_file, tmp_path):
+    path, _ = demo_file
+    env = environment(tmp_path, path) | {
+        "K8S_JOB_NAME": "log-analyzer-backfill-29511360",
+        "K8S_POD_NAME": "log-analyzer-backfill-29511360-abcde",
+    }
+    result = run(backfill_command, ["--days", "1", "--output", str(tmp_path / "r"), "--now", NOW], env)
+    assert result.exit_code == 0, result.output
+    status = CliRunner().invoke(main, ["status", "log-analyzer-backfill-29511360"], env=env)
+    assert status.exit_code == 0, status.output
+    assert "succeeded" in status.output and "log-analyzer-backfill-29511360-abcde" in status.output
+    assert "day 2026-02-09" in status.output
+
+
+def test_fingerprint_command_prints_one_key_per_line():
+    lines = [
+        "Connection to db-1.example.com:5432 refused after 3000 ms",
+        "Connection to db-7.example.com:5432 refused after 12 ms",
+        "User jane@example.com not found",
+        "",
+    ]
+    result = CliRunner().invoke(main, ["fingerprint"], input="\n".join(lines) + "\n")
+    assert result.exit_code == 0
+    keys = result.output.splitlines()
+    assert len(keys) == len(lines)
+    assert keys[0] == keys[1] and keys[0] != keys[2]
+
+
+def test_utc_everywhere(backfilled):
+    _, _, _, report, _ = backfilled
+    assert report["generated_at"].endswith("Z")
+    assert datetime.fromisoformat(report["generated_at"].replace("Z", "+00:00")).tzinfo == UTC
