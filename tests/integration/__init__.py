@@ -1,0 +1,1 @@
+"""Tests that need the real PostgreSQL and Elasticsearch started by scripts/services.sh."""
