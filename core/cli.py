@@ -22,7 +22,7 @@ from core.detect import DetectConfig
 from core.fetch import NdjsonSource, SourceUnavailable
 from core.fingerprint import Fingerprinter, fingerprint_lines
 from core.normalize import FieldMap
-from core.pipeline import Components, RunOutcome, backfill, regular_phase
+from core.pipeline import Components, RunOutcome, backfill, record_unreachable_store, regular_phase
 from core.propagate import PropagateConfig
 from core.redact import Redactor
 from core.registry import Registry
@@ -57,7 +57,7 @@ def _settings() -> Settings:
     return settings
 
 
-def _components(settings: Settings, *, dry_run: bool) -> Components:
+def _components(settings: Settings, phase: str, *, dry_run: bool) -> Components:
     """Build the pipeline's parts; every configuration problem surfaces here, before any work."""
     try:
         taxonomy = Taxonomy.load(settings.taxonomy_file) if settings.taxonomy_file else Taxonomy.default()
@@ -88,6 +88,8 @@ def _components(settings: Settings, *, dry_run: bool) -> Components:
     try:
         store = _open_store(settings, dry_run=dry_run)
     except StoreUnavailable as exc:
+        if not dry_run:
+            record_unreachable_store(phase, settings.pushgateway_url)
         raise click.ClickException(str(exc)) from None
     return Components(
         source=source,
@@ -106,6 +108,7 @@ def _components(settings: Settings, *, dry_run: bool) -> Components:
         export_dir=settings.export_dir,
         k8s_job=settings.k8s_job_name,
         k8s_pod=settings.k8s_pod_name,
+        pushgateway_url=settings.pushgateway_url,
     )
 
 
@@ -219,7 +222,7 @@ def backfill_command(days, date_from, date_to, output, dry_run, now) -> None:
     selected = _days(days, date_from, date_to, when)
     if selected[-1] >= when.date():
         raise click.UsageError("backfill analyses whole past days; the last day must be before today (UTC)")
-    components = _components(settings, dry_run=dry_run)
+    components = _components(settings, "backfill", dry_run=dry_run)
     click.echo(
         f"✅ Backfill processing started for {len(selected)} days "
         f"({selected[0].isoformat()} … {selected[-1].isoformat()}) from {components.source.describe()} "
@@ -246,7 +249,7 @@ def backfill_command(days, date_from, date_to, output, dry_run, now) -> None:
 def regular_phase_command(window_minutes, dry_run, now) -> None:
     """Analyse the latest 15-minute windows; alert Teams only for critical findings."""
     settings = _settings()
-    components = _components(settings, dry_run=dry_run)
+    components = _components(settings, "regular", dry_run=dry_run)
     _run_phase(regular_phase, components, timedelta(minutes=window_minutes), dry_run=dry_run, now=_now(now))
 
 

@@ -9,6 +9,7 @@ publish. Nothing here knows where logs or state live: the source and the store a
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from core.classify import Classifier
 from core.detect import DetectConfig, critical, detect
 from core.fetch import Source
 from core.fingerprint import Fingerprinter
+from core.metrics import RunMetrics, push_run_metrics
 from core.model import (
     WINDOW,
     Analysis,
@@ -38,7 +40,7 @@ from core.propagate import PropagateConfig, propagate
 from core.redact import Redactor
 from core.registry import Registry, RegistryError
 from core.report import Report, RunFigures, build_report, executive_summary, report_stamp, write_reports
-from core.store import Store
+from core.store import Store, StoreUnavailable
 
 DAY = timedelta(days=1)
 
@@ -63,6 +65,7 @@ class Components:
     export_dir: Path = Path("reports")
     k8s_job: str | None = None
     k8s_pod: str | None = None
+    pushgateway_url: str | None = None
 
 
 @dataclass
@@ -88,6 +91,8 @@ class RunOutcome:
     published: list[str] = field(default_factory=list)  # what was published/written, one line each
     summary: list[str] = field(default_factory=list)  # executive summary lines
     alerts: int = 0
+    publish_status: dict[str, str] = field(default_factory=dict)  # channel → ok | failed | skipped
+    results: list[RangeResult] = field(default_factory=list)  # the ranges analysed successfully
 
     @property
     def ok(self) -> bool:
@@ -115,82 +120,87 @@ def analyse(c: Components, start: datetime, end: datetime) -> RangeResult:
 
 def backfill(c: Components, days: list[date], output: Path, *, dry_run: bool, now: datetime) -> RunOutcome:
     """Analyse whole UTC days, each on its own; report and publish the run."""
-    started = time.monotonic()
-    figures = RunFigures(days_processed=len(days))
-    outcome = RunOutcome(None, "backfill", figures)
+    outcome = RunOutcome(None, "backfill", RunFigures(days_processed=len(days)))
     logger = log.get().bind(phase="backfill", dry_run=dry_run)
-    with _run(c, "backfill", {"days": [d.isoformat() for d in days], "dry_run": dry_run}, dry_run) as run:
-        outcome.run_id = run.run_id
-        _learn_baseline(c, run, days[0], dry_run, logger)
-        results: list[RangeResult] = []
-        for day in log.progress(days, total=len(days), desc="backfill days"):
-            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            try:
-                with run.step(f"day {day.isoformat()}") as counts:
-                    result = analyse(c, start, start + DAY)
-                    saved = 0 if dry_run else run.persist(result, start, start + DAY)
-                    counts.update(events=result.analysis.stats.fetched, incidents=saved)
-            except Exception as exc:  # one failed day never stops the others
-                logger.error("day failed", day=day.isoformat(), error=str(exc))
-                outcome.failed.append(f"{day.isoformat()}: {exc}")
-                figures.failed_days.append(day.isoformat())
-                continue
-            results.append(result)
-            figures.days_succeeded += 1
-            figures.events_fetched += result.analysis.stats.fetched
-            for reason, n in result.analysis.stats.skipped.items():
-                figures.events_skipped[reason] = figures.events_skipped.get(reason, 0) + n
-            figures.incidents_saved += len(result.analysis.incidents) if not dry_run else 0
-        figures.days_failed = len(figures.failed_days)
-        figures.registry_updates = _update_registry(c, run, results, dry_run, c.export_dir, logger)
-        figures.duration_s = round(time.monotonic() - started, 1)
-        report = _report(c, "backfill", days, results, figures, now)
+    args = {"days": [d.isoformat() for d in days], "dry_run": dry_run}
+    with _run(c, "backfill", args, dry_run, outcome) as run:
+        _learn_baseline(c, run, days[0], logger)
+        starts = [datetime(d.year, d.month, d.day, tzinfo=UTC) for d in days]
+        # One failed day never stops the others.
+        results = _process(c, run, outcome, starts, DAY, "day", stop_at_failure=False, logger=logger)
+        _update_registry(c, run, outcome, results, logger)
+        outcome.figures.duration_s = run.elapsed()
+        report = _report(c, "backfill", days, results, outcome.figures, now)
         with run.step("report"):
             outcome.report_files = write_reports(report, output)
         outcome.summary = executive_summary(report)
         outcome.published = _publish_backfill(c, report, results, output, now, logger)
-        run.finish(outcome)
+        outcome.publish_status = {"confluence": "skipped", "teams": "skipped"}  # no delivery channel yet
     return outcome
 
 
 def regular_phase(c: Components, lookback: timedelta, *, dry_run: bool, now: datetime) -> RunOutcome:
     """Analyse every unprocessed 15-minute window up to now − ingest lag; alert only on critical findings."""
-    started = time.monotonic()
-    figures = RunFigures()
-    outcome = RunOutcome(None, "regular", figures)
+    outcome = RunOutcome(None, "regular", RunFigures())
     logger = log.get().bind(phase="regular", dry_run=dry_run)
-    with _run(
-        c, "regular", {"lookback_min": lookback.total_seconds() / 60, "dry_run": dry_run}, dry_run
-    ) as run:
-        outcome.run_id = run.run_id
+    args = {"lookback_min": lookback.total_seconds() / 60, "dry_run": dry_run}
+    with _run(c, "regular", args, dry_run, outcome) as run:
         windows = pending_windows(c, lookback, now)
-        figures.days_processed = len(windows)
-        critical_findings = []
-        for start in log.progress(windows, total=len(windows), desc="regular windows"):
-            try:
-                with run.step(f"window {start.isoformat()}") as counts:
-                    result = analyse(c, start, start + WINDOW)
-                    saved = 0 if dry_run else run.persist(result, start, start + WINDOW)
-                    counts.update(events=result.analysis.stats.fetched, incidents=saved)
-            except Exception as exc:
-                # Later windows wait: processing them now would leave a hole the catch-up skips.
-                logger.error("window failed", window=start.isoformat(), error=str(exc))
-                outcome.failed.append(f"{start.isoformat()}: {exc}")
-                figures.failed_days.append(start.isoformat())
-                break
-            figures.days_succeeded += 1
-            figures.events_fetched += result.analysis.stats.fetched
-            figures.incidents_saved += len(result.analysis.incidents) if not dry_run else 0
-            critical_findings += critical(result.detection.findings, c.detect_config)
-            run.results.append(result)
-        figures.days_failed = len(figures.failed_days)
-        figures.registry_updates = _update_registry(c, run, run.results, dry_run, Path(c.export_dir), logger)
-        figures.duration_s = round(time.monotonic() - started, 1)
-        if critical_findings:
-            outcome.alerts = len(critical_findings)
-            outcome.published = _publish_alert(c, critical_findings, Path(c.export_dir), now, logger)
-        run.finish(outcome)
+        outcome.figures.days_processed = len(windows)
+        # Later windows wait after a failure: processing them would leave a hole the catch-up skips.
+        results = _process(c, run, outcome, windows, WINDOW, "window", stop_at_failure=True, logger=logger)
+        _update_registry(c, run, outcome, results, logger)
+        outcome.figures.duration_s = run.elapsed()
+        findings = [f for r in results for f in critical(r.detection.findings, c.detect_config)]
+        if findings:
+            outcome.alerts = len(findings)
+            outcome.published = _publish_alert(c, findings, Path(c.export_dir), now, logger)
     return outcome
+
+
+def _process(
+    c: Components,
+    run: _Run,
+    outcome: RunOutcome,
+    starts: list[datetime],
+    size: timedelta,
+    name: str,
+    *,
+    stop_at_failure: bool,
+    logger,
+) -> list[RangeResult]:
+    """Analyse and persist each range [start, start + size) atomically, counting into the figures."""
+    figures = outcome.figures
+    results = outcome.results
+    for start in log.progress(starts, total=len(starts), desc=f"{run.phase} {name}s"):
+        label = start.date().isoformat() if size == DAY else start.isoformat()
+        try:
+            with run.step(f"{name} {label}") as counts:
+                result = analyse(c, start, start + size)
+                saved = run.persist(result, start, start + size)
+                counts.update(events=result.analysis.stats.fetched, incidents=saved)
+        except Exception as exc:
+            logger.error(f"{name} failed", range=label, error=str(exc))
+            outcome.failed.append(f"{label}: {exc}")
+            figures.failed_days.append(label)
+            if stop_at_failure:
+                break
+            continue
+        results.append(result)
+        figures.days_succeeded += 1
+        figures.events_fetched += result.analysis.stats.fetched
+        figures.incidents_saved += saved
+        for reason, n in result.analysis.stats.skipped.items():
+            figures.events_skipped[reason] = figures.events_skipped.get(reason, 0) + n
+    figures.days_failed = len(figures.failed_days)
+    return results
+
+
+def record_unreachable_store(phase: str, pushgateway_url: str | None) -> None:
+    """A run that could not even open its database still tells monitoring (the "database lost" alert)."""
+    now = datetime.now(UTC)
+    run = RunMetrics(phase=phase, success=False, started_at=now, finished_at=now, db_up=False)
+    push_run_metrics(run, pushgateway_url)
 
 
 def pending_windows(c: Components, lookback: timedelta, now: datetime) -> list[datetime]:
@@ -215,12 +225,17 @@ def pending_windows(c: Components, lookback: timedelta, now: datetime) -> list[d
 
 
 class _Run:
-    """Records the run and its steps in the store (nothing in a dry run)."""
+    """Records the run and its steps in the store (nothing in a dry run) and times its database writes."""
 
     def __init__(self, c: Components, phase: str, run_id: str | None, dry_run: bool) -> None:
         self.c, self.phase, self.run_id, self.dry_run = c, phase, run_id, dry_run
-        self.results: list[RangeResult] = []
         self.touched: set[str] = set()
+        self.started_at = datetime.now(UTC)
+        self.db_write_seconds = 0.0
+        self.db_up: bool | None = None if dry_run else True
+
+    def elapsed(self) -> float:
+        return round((datetime.now(UTC) - self.started_at).total_seconds(), 1)
 
     @contextmanager
     def step(self, name: str) -> Iterator[dict]:
@@ -238,10 +253,20 @@ class _Run:
             self.c.store.record_step(self.run_id, name, status, started, datetime.now(UTC), counts, error)
 
     def persist(self, result: RangeResult, start: datetime, end: datetime) -> int:
+        """Replace the range in the store in one transaction; returns the incidents saved."""
+        if self.dry_run:
+            return 0
         analysis = result.analysis
-        written = self.c.store.replace_range(
-            start, end, analysis.incidents, result.detection.peaks, self.run_id, self.phase
-        )
+        began = time.monotonic()
+        try:
+            written = self.c.store.replace_range(
+                start, end, analysis.incidents, result.detection.peaks, self.run_id, self.phase
+            )
+        except StoreUnavailable:
+            self.db_up = False
+            raise
+        finally:
+            self.db_write_seconds += time.monotonic() - began
         self.touched.update(i.problem_id for i in analysis.incidents)
         return written.incidents_saved
 
@@ -262,26 +287,63 @@ class _Run:
 
 
 @contextmanager
-def _run(c: Components, phase: str, args: dict, dry_run: bool) -> Iterator[_Run]:
-    """Hold the phase lock and record the run; a crash marks the run failed."""
+def _run(c: Components, phase: str, args: dict, dry_run: bool, outcome: RunOutcome) -> Iterator[_Run]:
+    """Hold the phase lock, record the run (a crash marks it failed) and push its metrics at the end."""
     if dry_run:
         yield _Run(c, phase, None, dry_run)
         return
     with c.store.phase_lock(phase):
         run_id = c.store.start_run(phase, args, c.k8s_job, c.k8s_pod or socket.gethostname())
+        outcome.run_id = run_id
         log.get().info("run started", phase=phase, run_id=run_id, k8s_job=c.k8s_job, k8s_pod=c.k8s_pod)
         run = _Run(c, phase, run_id, dry_run)
         try:
             yield run
         except BaseException as exc:
-            c.store.finish_run(run_id, "failed", {}, f"{type(exc).__name__}: {exc}")
+            with contextlib.suppress(Exception):  # the database may be what failed
+                c.store.finish_run(run_id, "failed", {}, f"{type(exc).__name__}: {exc}")
+            outcome.failed.append(f"{type(exc).__name__}: {exc}")
+            _push_metrics(c, run, outcome)
             raise
+        run.finish(outcome)
+        _push_metrics(c, run, outcome)
 
 
-def _learn_baseline(c: Components, run: _Run, first_day: date, dry_run: bool, logger) -> None:
+def _push_metrics(c: Components, run: _Run, outcome: RunOutcome) -> None:
+    """Tell the Pushgateway how the run went; an unreachable gateway is only a warning."""
+    results = outcome.results
+    incidents = [i for r in results for i in r.analysis.incidents]
+    by_category: dict[str, int] = {}
+    for incident in incidents:
+        by_category[incident.category] = by_category.get(incident.category, 0) + incident.count
+    problems = {i.problem_id for i in incidents}
+    new = {f.problem_id for r in results for f in r.detection.findings if f.kind == "new"}
+    figures = outcome.figures
+    push_run_metrics(
+        RunMetrics(
+            phase=run.phase,
+            success=outcome.ok,
+            started_at=run.started_at,
+            finished_at=datetime.now(UTC),
+            events_read=figures.events_fetched,
+            events_skipped=sum(figures.events_skipped.values()),
+            incidents=figures.incidents_saved,
+            incidents_by_category=by_category,
+            problems_new=len(new & problems),
+            problems_known=len(problems - new),
+            peaks=sum(len(r.detection.peaks) for r in results),
+            publish_status=outcome.publish_status,
+            db_write_seconds=round(run.db_write_seconds, 3),
+            db_up=run.db_up,
+        ),
+        c.pushgateway_url,
+    )
+
+
+def _learn_baseline(c: Components, run: _Run, first_day: date, logger) -> None:
     """On a first run, analyse the baseline days before the first requested day, so that
     yesterday's problems are compared with a real history instead of all being "new"."""
-    if dry_run or c.baseline_days == 0 or c.store.last_processed_window() is not None:
+    if run.dry_run or c.baseline_days == 0 or c.store.last_processed_window() is not None:
         return
     days = [first_day - timedelta(days=n) for n in range(c.baseline_days, 0, -1)]
     logger.info("no history yet: learning the baseline first", days=len(days), before=first_day.isoformat())
@@ -306,24 +368,24 @@ def _with_registry_status(states: dict[str, ProblemState], registry: Registry) -
 
 
 def _update_registry(
-    c: Components, run: _Run, results: list[RangeResult], dry_run: bool, export_dir: Path, logger
-) -> int:
+    c: Components, run: _Run, outcome: RunOutcome, results: list[RangeResult], logger
+) -> None:
     """Propagate the run's findings into the registry and its CSV exports (never in a dry run)."""
-    if dry_run or not results:
-        return 0
+    if run.dry_run or not results:
+        return
     regressed = {f.problem_id for r in results for f in r.detection.findings if f.kind == "regression"}
     peaks = [p for r in results for p in r.detection.peaks]
     try:
         with run.step("registry") as counts:
             update = c.registry.update(c.store.problems(sorted(run.touched)), peaks, regressed)
-            c.registry.export_csv(export_dir)
+            c.registry.export_csv(c.export_dir)
             counts.update(
                 added=update.problems_added, updated=update.problems_updated, peaks=update.peaks_added
             )
     except RegistryError as exc:
         logger.error("registry not updated", error=str(exc))
-        return 0
-    return update.problems_added + update.problems_updated + update.peaks_added
+        return
+    outcome.figures.registry_updates = update.problems_added + update.problems_updated + update.peaks_added
 
 
 def _report(

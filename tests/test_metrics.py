@@ -5,14 +5,10 @@ from __future__ import annotations
 import json
 import re
 import socket
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import pytest
 import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -23,56 +19,6 @@ from core.metrics import RunMetrics, push_run_metrics, run_registry
 ROOT = Path(__file__).resolve().parent.parent
 STARTED = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 FINISHED = datetime(2026, 1, 1, 9, 4, 30, tzinfo=UTC)  # 1767258270 in Unix time
-
-
-@dataclass
-class FakePushgateway:
-    """Records pushes and keeps groups the way the real gateway does: PUT replaces the whole
-    group, POST replaces only the metric names it carries."""
-
-    url: str
-    requests: list[tuple[str, str, str]] = field(default_factory=list)
-    groups: dict[str, dict[str, list[str]]] = field(default_factory=dict)
-    status: int = 200
-
-    def record(self, method: str, path: str, body: str) -> None:
-        self.requests.append((method, path, body))
-        samples: dict[str, list[str]] = {}
-        for line in body.splitlines():
-            if line and not line.startswith("#"):
-                samples.setdefault(re.split(r"[{ ]", line, maxsplit=1)[0], []).append(line)
-        group = self.groups.setdefault(path, {})
-        if method == "PUT":
-            group.clear()
-        group.update(samples)
-
-    def lines(self, path: str) -> set[str]:
-        return {line for samples in self.groups[path].values() for line in samples}
-
-
-@pytest.fixture
-def gateway() -> Iterator[FakePushgateway]:
-    fake = FakePushgateway(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def _push(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"])).decode()
-            fake.record(self.command, self.path, body)
-            self.send_response(fake.status)
-            self.end_headers()
-
-        do_POST = do_PUT = _push
-
-        def log_message(self, format: str, *args: object) -> None:  # keep pytest output clean
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield fake
-    server.shutdown()
-    server.server_close()
 
 
 def a_run(**changes: object) -> RunMetrics:
@@ -99,7 +45,7 @@ def test_duration_is_finished_minus_started() -> None:
     assert a_run().duration_s == 270.0
 
 
-def test_push_sends_exact_metric_lines_to_the_phase_group(gateway: FakePushgateway) -> None:
+def test_push_sends_exact_metric_lines_to_the_phase_group(gateway) -> None:
     assert push_run_metrics(a_run(), gateway.url) is True
 
     [(method, path, body)] = gateway.requests
@@ -131,12 +77,12 @@ def test_push_sends_exact_metric_lines_to_the_phase_group(gateway: FakePushgatew
     assert "# TYPE ai_log_analyzer_run_success gauge" in body
 
 
-def test_custom_job_name_is_part_of_the_grouping_path(gateway: FakePushgateway) -> None:
+def test_custom_job_name_is_part_of_the_grouping_path(gateway) -> None:
     assert push_run_metrics(a_run(phase="regular"), gateway.url, job="log_analyzer_dev") is True
     assert gateway.requests[0][1] == "/metrics/job/log_analyzer_dev/phase/regular"
 
 
-def test_failed_run_keeps_the_last_success_time_in_the_gateway(gateway: FakePushgateway) -> None:
+def test_failed_run_keeps_the_last_success_time_in_the_gateway(gateway) -> None:
     later = datetime(2026, 1, 2, 9, 3, tzinfo=UTC)
     failure = a_run(success=False, started_at=later, finished_at=later, db_up=False, publish_status={})
 
@@ -159,7 +105,7 @@ def test_db_up_is_left_out_when_the_run_never_reached_the_database() -> None:
     assert "ai_log_analyzer_db_up" not in body
 
 
-def test_gateway_error_status_is_a_warning_not_an_exception(gateway: FakePushgateway) -> None:
+def test_gateway_error_status_is_a_warning_not_an_exception(gateway) -> None:
     gateway.status = 500
     with capture_logs() as logs:
         assert push_run_metrics(a_run(), gateway.url) is False

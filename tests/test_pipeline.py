@@ -305,3 +305,29 @@ def test_utc_everywhere(backfilled):
     _, _, _, report, _ = backfilled
     assert report["generated_at"].endswith("Z")
     assert datetime.fromisoformat(report["generated_at"].replace("Z", "+00:00")).tzinfo == UTC
+
+
+def test_each_run_pushes_its_metrics_to_the_pushgateway(demo_file, tmp_path, gateway):
+    path, _ = demo_file
+    env = environment(tmp_path, path) | {"PUSHGATEWAY_URL": gateway.url}
+    result = run(backfill_command, ["--days", "1", "--output", str(tmp_path / "r"), "--now", NOW], env)
+    assert result.exit_code == 0, result.output
+    lines = gateway.lines("/metrics/job/ai_log_analyzer/phase/backfill")
+    assert "ai_log_analyzer_run_success 1.0" in lines
+    fetched = int(result.output.split("Events fetched: ")[1].split()[0])
+    assert f"ai_log_analyzer_run_events_read {float(fetched)}" in lines
+    assert "ai_log_analyzer_db_up 1.0" in lines
+    assert any(line.startswith("ai_log_analyzer_last_success_timestamp_seconds ") for line in lines)
+
+
+def test_an_unreachable_database_is_a_clear_error_and_tells_monitoring(demo_file, tmp_path, gateway):
+    path, _ = demo_file
+    env = environment(tmp_path, path) | {
+        "DATABASE_URL": "postgresql+psycopg://analyzer:fake-password@127.0.0.1:9/ailog",
+        "PUSHGATEWAY_URL": gateway.url,
+    }
+    result = CliRunner().invoke(backfill_command, ["--days", "1", "--now", NOW], env=env)
+    assert result.exit_code == 1
+    assert "127.0.0.1" in result.output and "fake-password" not in result.output
+    lines = gateway.lines("/metrics/job/ai_log_analyzer/phase/backfill")
+    assert "ai_log_analyzer_db_up 0.0" in lines and "ai_log_analyzer_run_success 0.0" in lines
