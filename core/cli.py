@@ -308,7 +308,7 @@ def migrate_command() -> None:
     settings = _settings()
     url = settings.ddl_url()
     try:
-        Store.from_url(url, migrate=False).migrate()
+        Store.from_url(url, migrate=False).migrate(role=settings.db_ddl_role)
     except StoreUnavailable as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"✅ Schema up to date at {masked_url(url)}")
