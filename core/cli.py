@@ -8,6 +8,7 @@ Exit codes: 0 ok (also when only publishing failed, or another run of the phase 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from datetime import UTC, date, datetime, timedelta
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from core import demo, log
+from core import demo, log, publish
 from core.classify import Classifier, FlowMap, Taxonomy, TaxonomyError
 from core.config import ConfigError, Settings, load_settings, masked_url, overrides
 from core.detect import DetectConfig
@@ -26,7 +27,8 @@ from core.pipeline import Components, RunOutcome, backfill, record_unreachable_s
 from core.propagate import PropagateConfig
 from core.redact import Redactor
 from core.registry import Registry
-from core.store import LockHeld, Store, StoreUnavailable
+from core.report import report_stamp
+from core.store import LockHeld, Store, StoreError, StoreUnavailable
 
 EXIT_FAILED = 1
 
@@ -109,6 +111,44 @@ def _components(settings: Settings, phase: str, *, dry_run: bool) -> Components:
         k8s_job=settings.k8s_job_name,
         k8s_pod=settings.k8s_pod_name,
         pushgateway_url=settings.pushgateway_url,
+        destinations=_destinations(settings, phase, dry_run=dry_run),
+    )
+
+
+def _destinations(settings: Settings, phase: str, *, dry_run: bool) -> publish.Destinations:
+    """The publication channels the settings configure (a dry run keeps them only to shape the messages)."""
+    if phase != "regular":
+        try:
+            settings.require_confluence_credentials()
+        except ConfigError as exc:
+            raise SettingError(str(exc)) from None
+    policy = publish.RetryPolicy(
+        max_attempts=settings.publish_max_attempts,
+        max_seconds=settings.publish_max_seconds,
+        timeout_s=settings.publish_timeout_s,
+    )
+    confluence = None
+    if settings.confluence_url and settings.confluence_username and settings.confluence_password:
+        confluence = publish.ConfluenceChannel.connect(
+            settings.confluence_url,
+            settings.confluence_username,
+            settings.confluence_password.get_secret_value(),
+            timeout_s=policy.timeout_s,
+        )
+    teams = None
+    if settings.teams_enabled and settings.teams_webhook_url is not None:
+        teams = publish.TeamsChannel(
+            settings.teams_webhook_url.get_secret_value(), settings.teams_webhook_kind, policy.timeout_s
+        )
+    return publish.Destinations(
+        confluence=confluence,
+        teams=teams,
+        daily_page_id=settings.confluence_daily_report_page_id,
+        known_errors_page_id=settings.confluence_known_errors_page_id,
+        known_peaks_page_id=settings.confluence_known_peaks_page_id,
+        policy=policy,
+        alert_repeat=timedelta(minutes=settings.alert_repeat_minutes),
+        dry_run=dry_run,
     )
 
 
@@ -293,6 +333,74 @@ def demo_command(output, days, seed, scale, now) -> None:
     )
 
 
+@main.command("publish")
+@click.argument("report_json", required=False, type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+    help="Folder of the reports: without REPORT_JSON its newest problem_report_*.json is published; "
+    "the copies of what is published go to <output>/publish/.",
+)
+@click.option(
+    "--channel",
+    "channels",
+    type=click.Choice(publish.publisher.CHANNELS),
+    multiple=True,
+    help="Publish only to this channel (repeatable; default: every configured one).",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Write the exact payloads to <output>/publish/ and send nothing."
+)
+@_now_option
+def publish_command(report_json, output, channels, dry_run, now) -> None:
+    """Publish a problem report again by hand: the Confluence pages and the Teams summary.
+
+    Also delivers whatever earlier runs left in the outbox. Exit 0 when everything was delivered,
+    1 when a delivery failed (it stays in the outbox for the next run)."""
+    settings = _settings()
+    if report_json is None:
+        candidates = sorted(output.glob("problem_report_*.json"))
+        if not candidates:
+            raise click.UsageError(f"no problem_report_*.json in {output}; name the report to publish")
+        report_json = candidates[-1]
+    try:
+        report = publish.load_report(report_json)
+        redactor = Redactor(settings.redact_patterns)
+    except (publish.ReportFileError, ValueError) as exc:
+        raise SettingError(str(exc)) from None
+    destinations = _destinations(settings, "publish", dry_run=dry_run)
+    if channels:
+        destinations = dataclasses.replace(
+            destinations,
+            confluence=destinations.confluence if "confluence" in channels else None,
+            teams=destinations.teams if "teams" in channels else None,
+        )
+    try:
+        store = _open_store(settings, dry_run=dry_run)
+    except StoreUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    when = _now(now)
+    messages = publish.report_messages(
+        report,
+        store.incidents_between(report.start, report.end),
+        Registry(settings.registry_dir, redact=redactor.redact),
+        destinations,
+        redactor,
+    )
+    if channels:
+        messages = [m for m in messages if m.channel in channels]
+    outbox = None if dry_run else publish.Outbox(store.engine)
+    files = publish.FileChannel(output, report_stamp(when))
+    published = publish.publish(messages, destinations, outbox, files, when)
+    click.echo(f"Report {report_json} ({report.label})")
+    for line in published.lines:
+        click.echo(f"Published: {line}")
+    if "failed" in published.status.values():
+        sys.exit(EXIT_FAILED)
+
+
 @main.command("fingerprint")
 def fingerprint_command() -> None:
     """Read raw messages on stdin, one per line; print one fingerprint key per line, same order."""
@@ -306,10 +414,14 @@ def fingerprint_command() -> None:
 def migrate_command() -> None:
     """Create or upgrade the database schema (runs as the DDL user when DB_DDL_USER is set)."""
     settings = _settings()
-    url = settings.ddl_url()
     try:
-        Store.from_url(url, migrate=False).migrate(role=settings.db_ddl_role)
-    except StoreUnavailable as exc:
+        url = settings.ddl_url()
+    except ConfigError as exc:
+        raise SettingError(str(exc)) from None
+    try:
+        with Store.from_url(url, migrate=False) as store:
+            store.migrate(role=settings.db_ddl_role)
+    except StoreError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"✅ Schema up to date at {masked_url(url)}")
 

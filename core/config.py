@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     confluence_daily_report_page_id: str | None = None
     confluence_known_errors_page_id: str | None = None
     confluence_known_peaks_page_id: str | None = None
+    teams_webhook_kind: typing.Literal["workflows", "connector"] = "workflows"
+    publish_max_attempts: int = Field(5, ge=1, le=20)
+    publish_max_seconds: float = Field(120.0, gt=0, le=3600)
+    publish_timeout_s: float = Field(30.0, gt=0, le=300)
+    alert_repeat_minutes: int = Field(120, ge=0, le=7 * 24 * 60)
     pushgateway_url: str | None = None
 
     # Where the run comes from (set by the CronJob through the downward API)
@@ -100,6 +105,14 @@ class Settings(BaseSettings):
             raise ValueError(f"ES_CA_CERTS: {self.es_ca_certs} is not a readable file")
         return self
 
+    def require_confluence_credentials(self) -> None:
+        """The phases that publish to Confluence need its credentials once CONFLUENCE_URL is set
+        (the regular phase shares the ConfigMap but gets no Confluence credentials)."""
+        if self.confluence_url:
+            for name in ("confluence_username", "confluence_password"):
+                if not getattr(self, name):
+                    raise ConfigError(f"{name.upper()} is required when CONFLUENCE_URL is set")
+
     def store_url(self) -> str:
         """The application's database URL (DML user)."""
         if self.database_url is not None:
@@ -110,6 +123,11 @@ class Settings(BaseSettings):
 
     def ddl_url(self) -> str:
         """The URL migrations run with: the DDL user when one is configured, else the app URL."""
+        if self.db_ddl_user and self.database_url is not None:
+            raise ConfigError(
+                "DB_DDL_USER is used with DB_HOST/DB_PORT/DB_NAME, not with DATABASE_URL "
+                "(to migrate with one URL, point DATABASE_URL at the DDL user)"
+            )
         if self.db_host and self.db_ddl_user:
             if self.db_ddl_password is None:
                 raise ConfigError("DB_DDL_PASSWORD is required when DB_DDL_USER is set")

@@ -30,6 +30,7 @@ from core.model import (
     Analysis,
     Chain,
     Detection,
+    Finding,
     InputStats,
     ProblemClass,
     ProblemState,
@@ -66,6 +67,7 @@ class Components:
     k8s_job: str | None = None
     k8s_pod: str | None = None
     pushgateway_url: str | None = None
+    destinations: publish.Destinations = field(default_factory=publish.Destinations)
 
 
 @dataclass
@@ -134,8 +136,7 @@ def backfill(c: Components, days: list[date], output: Path, *, dry_run: bool, no
         with run.step("report"):
             outcome.report_files = write_reports(report, output)
         outcome.summary = executive_summary(report)
-        outcome.published = _publish_backfill(c, report, results, output, now, logger)
-        outcome.publish_status = {"confluence": "skipped", "teams": "skipped"}  # no delivery channel yet
+        outcome.published, outcome.publish_status = _publish_backfill(c, report, results, output, now, logger)
     return outcome
 
 
@@ -152,9 +153,11 @@ def regular_phase(c: Components, lookback: timedelta, *, dry_run: bool, now: dat
         _update_registry(c, run, outcome, results, logger)
         outcome.figures.duration_s = run.elapsed()
         findings = [f for r in results for f in critical(r.detection.findings, c.detect_config)]
-        if findings:
-            outcome.alerts = len(findings)
-            outcome.published = _publish_alert(c, findings, Path(c.export_dir), now, logger)
+        outcome.alerts = len(findings)
+        # Also without findings: what earlier runs failed to deliver is delivered now.
+        outcome.published, outcome.publish_status = _publish_alert(
+            c, findings, Path(c.export_dir), now, logger
+        )
     return outcome
 
 
@@ -435,47 +438,41 @@ def _report(
 
 def _publish_backfill(
     c: Components, report: Report, results: list[RangeResult], output: Path, now: datetime, logger
-) -> list[str]:
-    """Render what the backfill publishes; a failure here never fails the analysis."""
+) -> tuple[list[str], dict[str, str]]:
+    """Publish the report (files always; Confluence and Teams when configured) and deliver what earlier
+    runs could not. A failure here never fails the analysis."""
     try:
-        stamp = report_stamp(now)
-        chart = output / "publish" / f"trend_{stamp}.png"
-        chart.parent.mkdir(parents=True, exist_ok=True)
-        publish.trend_chart_png([i for r in results for i in r.analysis.incidents], chart)
-        try:
-            problems = {pid: dict(e) for pid, e in c.registry.load().items()}
-            peaks = {pid: dict(e) for pid, e in c.registry.load_peaks().items()}
-        except RegistryError:
-            problems, peaks = {}, {}
-        files = publish.write_publications(
-            output,
-            daily_page=publish.confluence_daily_page(report, chart_filename=chart.name),
-            teams=publish.teams_summary_card(report, page_url=None),
-            alert=None,
-            known_errors=publish.known_errors_page(problems, redactor=c.redactor),
-            known_peaks=publish.known_peaks_page(peaks, redactor=c.redactor),
-            stamp=stamp,
-        )
+        incidents = [i for r in results for i in r.analysis.incidents]
+        messages = publish.report_messages(report, incidents, c.registry, c.destinations, c.redactor)
+        files = publish.FileChannel(output, report_stamp(now))
+        published = publish.publish(messages, c.destinations, _outbox(c), files, now)
     except Exception as exc:
         logger.warning("publication failed", error=str(exc))
-        return [f"publication failed: {exc}"]
-    return [str(p) for p in [*files, chart]]
+        return [f"publication failed: {exc}"], c.destinations.status_when_failed()
+    return published.lines, published.status
 
 
-def _publish_alert(c: Components, findings, export_dir: Path, now: datetime, logger) -> list[str]:
+def _publish_alert(
+    c: Components, findings: list[Finding], export_dir: Path, now: datetime, logger
+) -> tuple[list[str], dict[str, str]]:
+    """Alert Teams on the critical findings not alerted recently, and deliver what earlier runs could not."""
     try:
-        stamp = report_stamp(now)
-        card = publish.teams_alert_card(findings, None, redactor=c.redactor)
-        files = publish.write_publications(
-            export_dir,
-            daily_page=None,
-            teams=None,
-            alert=card,
-            known_errors=None,
-            known_peaks=None,
-            stamp=stamp,
+        outbox = _outbox(c)
+        messages, held_back = publish.alert_messages(findings, c.destinations, outbox, now, c.redactor)
+        published = publish.publish(
+            messages, c.destinations, outbox, publish.FileChannel(export_dir, report_stamp(now)), now
         )
     except Exception as exc:
-        logger.warning("alert not written", error=str(exc))
-        return [f"alert failed: {exc}"]
-    return [str(p) for p in files]
+        logger.warning("alert not published", error=str(exc))
+        return [f"alert failed: {exc}"], c.destinations.status_when_failed()
+    if held_back:
+        published.lines.append(
+            f"teams: {held_back} finding(s) not alerted again (alerted within the last "
+            f"{c.destinations.alert_repeat.total_seconds() / 60:.0f} min without escalation)"
+        )
+    return published.lines, published.status
+
+
+def _outbox(c: Components) -> publish.Outbox | None:
+    """The outbox in the run's database; none in a dry run, which records nothing."""
+    return None if c.destinations.dry_run else publish.Outbox(c.store.engine)

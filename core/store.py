@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import filelock
+import psycopg
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from psycopg import sql as psycopg_sql
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
@@ -202,6 +204,31 @@ problems_table = sa.Table(
 )
 
 
+# The publication outbox (core/publish/outbox.py): every message is recorded here before it is sent.
+outbox_table = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),  # also the order of sending
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("target", sa.String(255)),
+    # pending | sending | delivered | unconfirmed | superseded | expired
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime),
+    sa.Column("attempt_id", sa.String(36)),
+    sa.Column("claimed_at", UTCDateTime),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("delivered_at", UTCDateTime),
+    sa.Column("location", sa.Text),
+    sa.Column("last_error", sa.Text),
+    sa.Column("payload", JSONDocument, nullable=False),
+    sa.Column("subject", JSONDocument, nullable=False),
+    sa.Index("ix_outbox_status_created_at", "status", "created_at"),
+    sa.Index("ix_outbox_kind_created_at", "kind", "created_at"),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class StepRecord:
     step: str
@@ -260,6 +287,11 @@ class Store:
         return store
 
     @property
+    def engine(self) -> Engine:
+        """The engine, for modules that keep a table of their own here (the publication outbox)."""
+        return self._engine
+
+    @property
     def url(self) -> str:
         """The database URL with the password masked."""
         return self._engine.url.render_as_string(hide_password=True)
@@ -282,11 +314,15 @@ class Store:
         path = self._sqlite_path()
         # Two processes opening a new SQLite file at once must not both create the tables.
         guard = filelock.FileLock(f"{path}.migrate.lock", timeout=60) if path else nullcontext()
-        with guard, self._begin() as conn:
-            if role:
-                conn.execute(sa.text(f"SET ROLE {conn.dialect.identifier_preparer.quote(role)}"))
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+        try:
+            with guard, self._begin() as conn:
+                if role:
+                    conn.execute(sa.text(f"SET ROLE {conn.dialect.identifier_preparer.quote(role)}"))
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+        except sa.exc.DBAPIError as exc:
+            # Typically a user without DDL rights (the application user): one line, not a traceback.
+            raise StoreError(self._describe(exc, "migration failed")) from exc
 
     # --- the phase lock --------------------------------------------------------------------
 
@@ -499,9 +535,8 @@ class Store:
                 (peaks_table, peak_rows),
                 (windows_table, window_rows),
             ):
-                if rows:
-                    conn.execute(sa.insert(table), rows)
-            _recompute_problems(conn, sorted(affected), start, end, now)
+                _insert(conn, table, rows)
+            _recompute_problems(conn, sorted(affected), incident_rows, start, end, now)
         return WriteResult(len(incident_rows), len(peak_rows), len(affected))
 
     # --- reads -------------------------------------------------------------------------------
@@ -614,10 +649,12 @@ class Store:
         with self._connect() as conn:
             for table in (windows_table, incidents_table, peaks_table, problem_days_table, problems_table):
                 columns = [c for c in table.c if c.name not in bookkeeping]
-                query = sa.select(*columns).order_by(*table.primary_key.columns)
+                key = [c.name for c in table.primary_key.columns]
+                # Sorted here: a PostgreSQL collation may order text differently from SQLite.
+                rows = sorted(conn.execute(sa.select(*columns)).mappings(), key=lambda r: [r[k] for k in key])
                 dump[table.name] = [
                     {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
-                    for row in conn.execute(query).mappings()
+                    for row in rows
                 ]
         return dump
 
@@ -647,7 +684,7 @@ class Store:
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             raise StoreUnavailable(self._describe(exc)) from exc
 
-    def _describe(self, exc: sa.exc.DBAPIError) -> str:
+    def _describe(self, exc: sa.exc.DBAPIError, what: str = "database unavailable") -> str:
         url = self._engine.url
         where = (
             str(self._sqlite_path() or ":memory:")
@@ -657,7 +694,7 @@ class Store:
         reason = (str(exc.orig).strip().splitlines() or ["unknown error"])[0]
         if url.password:
             reason = reason.replace(str(url.password), "***")
-        return f"database unavailable at {where}: {reason}"
+        return f"{what} at {where}: {reason}"
 
 
 def alembic_config() -> Config:
@@ -744,6 +781,35 @@ def _jsonable(value: Mapping[str, Any]) -> dict[str, Any]:
     )
 
 
+def _insert(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert rows in bulk. PostgreSQL gets one COPY stream: a day of incidents is tens of thousands
+    of rows, and COPY writes them faster than even a pipelined executemany of INSERTs."""
+    if not rows:
+        return
+    dialect = conn.dialect
+    if dialect.name != "postgresql":
+        conn.execute(sa.insert(table), rows)
+        return
+    # COPY bypasses SQLAlchemy's statement compiling, so the column types' bind processing
+    # (UTC datetimes, JSON documents) is applied here, exactly as an INSERT would apply it.
+    columns = [
+        (c.name, c.type.dialect_impl(dialect).bind_processor(dialect)) for c in table.c if c.name in rows[0]
+    ]
+    statement = psycopg_sql.SQL("COPY {} ({}) FROM STDIN").format(
+        psycopg_sql.Identifier(table.name),
+        psycopg_sql.SQL(", ").join(psycopg_sql.Identifier(name) for name, _ in columns),
+    )
+    # The driver connection is inside the transaction SQLAlchemy began, so the COPY commits with it.
+    try:
+        with conn.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row([row[name] if p is None else p(row[name]) for name, p in columns])
+    except psycopg.Error as exc:
+        # The server's CONTEXT quotes the offending row, and log data must never reach an error
+        # message or a log line (for statements, `hide_parameters` sees to that).
+        raise StoreError(f"bulk write of {table.name} failed: {exc.diag.message_primary}") from None
+
+
 def _incident_row(i: Incident, run_id: str | None) -> dict[str, Any]:
     first = utc(i.first_seen or i.window_start)
     return {
@@ -782,6 +848,10 @@ def _peak_row(p: Peak, run_id: str | None) -> dict[str, Any]:
         "namespace": p.namespace,
         "run_id": run_id,
     }
+
+
+def _incident_key(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    return tuple(row[c.name] for c in incidents_table.primary_key.columns)
 
 
 @dataclass(slots=True)
@@ -831,10 +901,22 @@ class _Facts:
 
 
 def _recompute_problems(
-    conn: Connection, problem_ids: list[str], start: datetime, end: datetime, now: datetime
+    conn: Connection,
+    problem_ids: list[str],
+    written: Sequence[Mapping[str, Any]],
+    start: datetime,
+    end: datetime,
+    now: datetime,
 ) -> None:
-    """Rebuild `problem_days` of the days the range touches and `problems` for these problems."""
+    """Rebuild `problem_days` of the days the range touches and `problems` for these problems.
+
+    `written` are the incident rows just written to [start, end): they are folded from memory, and
+    only the rest of the touched days is read back (nothing at all when the range is whole days).
+    """
     lo, hi = _day(start), _day(end - WINDOW) + DAY
+    by_problem: dict[str, list[Mapping[str, Any]]] = {}
+    for row in written:
+        by_problem.setdefault(row["problem_id"], []).append(row)
     for chunk in _chunks(problem_ids):
         conn.execute(
             sa.delete(problem_days_table).where(
@@ -844,15 +926,21 @@ def _recompute_problems(
             )
         )
         days: dict[tuple[str, datetime], _Facts] = {}
-        rows = conn.execute(
-            sa.select(*(c for c in incidents_table.c if c.name not in _NOT_FOLDED))
-            .where(
-                incidents_table.c.problem_id.in_(chunk),
-                incidents_table.c.window_start >= lo,
-                incidents_table.c.window_start < hi,
+        rows = [row for pid in chunk for row in by_problem.get(pid, ())]
+        if lo < start or end < hi:
+            rows.extend(
+                conn.execute(
+                    sa.select(*(c for c in incidents_table.c if c.name not in _NOT_FOLDED)).where(
+                        incidents_table.c.problem_id.in_(chunk),
+                        incidents_table.c.window_start >= lo,
+                        incidents_table.c.window_start < hi,
+                        sa.or_(incidents_table.c.window_start < start, incidents_table.c.window_start >= end),
+                    )
+                ).mappings()
             )
-            .order_by(*incidents_table.primary_key.columns)
-        ).mappings()
+        # Sorted here, not by the database: the fold's ties must resolve the same way on SQLite and on
+        # a PostgreSQL whose collation does not order text by code point.
+        rows.sort(key=_incident_key)
         for row in rows:
             facts = days.setdefault((row["problem_id"], _day(row["window_start"])), _Facts())
             facts.add(row, row["samples"][-1] if row["samples"] else "", row["last_seen"])
@@ -869,16 +957,13 @@ def _recompute_problems(
             }
             for (pid, day), f in days.items()
         ]
-        if day_rows:
-            conn.execute(sa.insert(problem_days_table), day_rows)
+        _insert(conn, problem_days_table, day_rows)
 
         totals: dict[str, _Facts] = {}
-        rows = conn.execute(
-            sa.select(problem_days_table)
-            .where(problem_days_table.c.problem_id.in_(chunk))
-            .order_by(*problem_days_table.primary_key.columns)
+        day_facts = conn.execute(
+            sa.select(problem_days_table).where(problem_days_table.c.problem_id.in_(chunk))
         ).mappings()
-        for row in rows:
+        for row in sorted(day_facts, key=lambda r: (r["problem_id"], r["day"])):
             facts = totals.setdefault(row["problem_id"], _Facts())
             facts.add(row, row["sample"], row["sample_seen"])
             facts.namespaces.update(row["namespaces"])
@@ -901,5 +986,4 @@ def _recompute_problems(
             }
             for pid, f in totals.items()
         ]
-        if problem_rows:
-            conn.execute(sa.insert(problems_table), problem_rows)
+        _insert(conn, problems_table, problem_rows)

@@ -98,3 +98,10 @@ def test_stage_thresholds_are_overridden_by_prefixed_variables():
 def test_an_unparseable_threshold_names_its_variable():
     with pytest.raises(ConfigError, match="DETECT_SPIKE_RATIO"):
         overrides(DetectConfig(), "DETECT", {"DETECT_SPIKE_RATIO": "lots"})
+
+
+def test_a_ddl_user_with_a_single_database_url_is_an_error_not_ignored(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://app:fake@db.example.com/ailog")
+    monkeypatch.setenv("DB_DDL_USER", "ailog_analyzer_ddl_user")
+    with pytest.raises(ConfigError, match="DB_DDL_USER"):
+        load_settings().ddl_url()

@@ -1,7 +1,9 @@
-"""Tests for core.publish: escaping, redaction, Teams payload shape and size, chart, dry-run files."""
+"""Tests for core.publish rendering: escaping, redaction, Teams payload shape and size, chart, CSV, files."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
@@ -20,10 +22,10 @@ from test_report import (
     scenario_report,
 )
 
-from core import publish
 from core.model import Chain, ChainMember, Detection, Finding, InputStats
 from core.publish import (
     AlertContext,
+    Attachment,
     Channel,
     FileChannel,
     Message,
@@ -31,12 +33,14 @@ from core.publish import (
     known_errors_page,
     known_peaks_page,
     payload_size,
+    redacted_csv,
+    render,
     teams_alert_card,
     teams_summary_card,
     trend_chart_png,
-    write_publications,
 )
-from core.report import Report, executive_summary
+from core.redact import Redactor
+from core.report import Report, executive_summary, report_to_csv
 
 HOSTILE = (
     '</td></tr></tbody></table><script>alert("x")</script> ]]> a & b <![CDATA[ y ]]> '
@@ -212,7 +216,7 @@ def test_teams_summary_card_shape_and_text() -> None:
 def test_teams_summary_is_cut_to_the_size_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     report = scenario_report()
     full = teams_summary_card(report, page_url="https://confluence.example.com/pages/1")
-    monkeypatch.setattr(publish, "MAX_TEAMS_PAYLOAD_BYTES", payload_size(full) - 10)
+    monkeypatch.setattr(render, "MAX_TEAMS_PAYLOAD_BYTES", payload_size(full) - 10)
     cut = teams_summary_card(report, page_url="https://confluence.example.com/pages/1")
     assert payload_size(cut) <= payload_size(full) - 10
     assert card_texts(card_content(cut))[-1] == "… 1 more, see Confluence."
@@ -255,53 +259,67 @@ def test_alert_card_puts_most_severe_first_and_accepts_a_report() -> None:
     ]
 
 
-def test_trend_chart_is_a_png(tmp_path: Path) -> None:
-    path = trend_chart_png(
-        scenario_incidents(), tmp_path / "trend.png", start=DAY, end=DAY + timedelta(days=1)
-    )
-    assert path.read_bytes()[:8] == PNG_MAGIC
-    empty = trend_chart_png([], tmp_path / "empty.png")
-    assert empty.read_bytes()[:8] == PNG_MAGIC
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.png", "trend.png"]
+def test_trend_chart_is_a_png() -> None:
+    day = trend_chart_png(scenario_incidents(), start=DAY, end=DAY + timedelta(days=1))
+    assert day[:8] == PNG_MAGIC
+    assert trend_chart_png([])[:8] == PNG_MAGIC
+    one = [incident(DB, "critical", hour=5, namespace="a", workload="w", count=3)]
+    assert trend_chart_png(one)[:8] == PNG_MAGIC
 
 
-def test_write_publications_writes_what_would_be_published(tmp_path: Path) -> None:
-    report = scenario_report()
-    card = teams_summary_card(report, page_url=None)
-    paths = write_publications(
-        tmp_path,
-        daily_page=confluence_daily_page(report, chart_filename=None),
-        teams=card,
-        alert=None,
-        known_errors=known_errors_page({}),
-        known_peaks=None,
-        stamp="2026-02-10T091532",
+def test_file_channel_writes_the_body_and_the_attachments(tmp_path: Path) -> None:
+    card = teams_summary_card(scenario_report(), page_url=None)
+    channel = FileChannel(tmp_path, "2026-02-10T091532")
+    teams = channel.send(Message("teams", "teams_summary", json.dumps(card), "json"))
+    page = channel.send(
+        Message(
+            "confluence",
+            "confluence_daily",
+            "<p>x</p>",
+            "xhtml",
+            attachments=(Attachment("trend.png", PNG_MAGIC, "image/png"),),
+        )
     )
-    assert [path.relative_to(tmp_path).as_posix() for path in paths] == [
+    assert teams.delivered and page.delivered
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.*")) == [
         "publish/confluence_daily_2026-02-10T091532.xhtml",
-        "publish/confluence_known_errors_2026-02-10T091532.xhtml",
         "publish/teams_summary_2026-02-10T091532.json",
+        "publish/trend_2026-02-10T091532.png",
     ]
-    assert json.loads(paths[2].read_text(encoding="utf-8")) == card
-    assert structure(paths[0].read_text(encoding="utf-8"))[:2] == ["page", "h1"]
+    assert json.loads((tmp_path / "publish/teams_summary_2026-02-10T091532.json").read_text()) == card
+    assert (tmp_path / "publish/trend_2026-02-10T091532.png").read_bytes() == PNG_MAGIC
 
 
 def test_file_channel_reports_a_failure_instead_of_raising(tmp_path: Path) -> None:
     blocked = tmp_path / "not-a-directory"
     blocked.write_text("")
     channel: Channel = FileChannel(blocked, "2026-02-10T091532")
-    result = channel.send(Message("teams_summary", "{}", "json"))
+    result = channel.send(Message("teams", "teams_summary", "{}", "json"))
     assert not result.delivered
     assert result.error and "not-a-directory" in result.error
-    with pytest.raises(OSError, match="dry-run publication failed"):
-        write_publications(
-            blocked, daily_page="<p/>", teams=None, alert=None, known_errors=None, known_peaks=None, stamp="s"
-        )
 
 
-def test_single_incident_chart_range(tmp_path: Path) -> None:
-    one = [incident(DB, "critical", hour=5, namespace="a", workload="w", count=3)]
-    assert trend_chart_png(one, tmp_path / "one.png").read_bytes()[:8] == PNG_MAGIC
+def test_the_csv_attachment_is_redacted_cell_by_cell_and_keeps_its_rows() -> None:
+    raw = 'id,sample\nA:x:y,"card 4111 1111 1111 1111, password=""hunter2"" token=abc"\nB:x:y,plain\n'
+    redacted = redacted_csv(raw, Redactor())
+    assert "4111" not in redacted and "hunter2" not in redacted and "abc" not in redacted
+    rows = list(csv.reader(io.StringIO(redacted)))
+    assert [row[0] for row in rows] == ["id", "A:x:y", "B:x:y"]
+    assert rows[2][1] == "plain"
+    report_csv = report_to_csv(scenario_report())
+    assert redacted_csv(report_csv) == report_csv  # the report is redacted already: nothing changes
+
+
+def test_extra_redaction_patterns_reach_every_rendering() -> None:
+    report = report_with_text("customer ACME-123456 failed")
+    redactor = Redactor([r"ACME-\d+"])
+    page = confluence_daily_page(report, chart_filename=None, redactor=redactor)
+    card = json.dumps(teams_summary_card(report, page_url=None, redactor=redactor))
+    alert = json.dumps(
+        teams_alert_card([Finding("new", DB, DAY, "critical", "ACME-123456 seen")], report, redactor=redactor)
+    )
+    for text in (page, card, alert):
+        assert "ACME-123456" not in text
 
 
 def test_empty_report_renders_everywhere() -> None:

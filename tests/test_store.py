@@ -1,22 +1,20 @@
-"""Tests of core/store.py on SQLite, and on the real PostgreSQL of scripts/services.sh (marker postgres)."""
+"""Tests of core/store.py on SQLite; tests/integration/test_store_postgres.py runs them on PostgreSQL too."""
 
 from __future__ import annotations
 
 import multiprocessing
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic.script import ScriptDirectory
 
 from core.model import WINDOW, Incident, Peak
-from core.store import LockHeld, Store, StoreUnavailable
+from core.store import LockHeld, Store, StoreUnavailable, alembic_config
 
 DAY0 = datetime(2024, 5, 1, tzinfo=UTC)
-GRANTS_SQL = Path(__file__).resolve().parent.parent / "scripts/services/postgres_database_grants.sql"
 
 
 def incident(
@@ -66,41 +64,10 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def postgres_urls() -> Iterator[tuple[str, str]]:
-    """A fresh database (application URL, DDL URL) made and dropped by the test admin."""
-    admin_url = os.environ.get("TEST_DATABASE_ADMIN_URL")
-    if not admin_url:
-        pytest.skip('needs PostgreSQL: eval "$(bash scripts/services.sh env)"')
-    name = f"t_store_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name} OWNER role_ailog_analyzer_ddl")
-    grants = sa.create_engine(sa.make_url(admin_url).set(database=name), isolation_level="AUTOCOMMIT")
-    with grants.connect() as conn:
-        conn.connection.driver_connection.execute(GRANTS_SQL.read_text())
-    grants.dispose()
-    yield (
-        sa.make_url(os.environ["TEST_DATABASE_URL"]).set(database=name).render_as_string(hide_password=False),
-        sa.make_url(os.environ["TEST_DATABASE_DDL_URL"])
-        .set(database=name)
-        .render_as_string(hide_password=False),
-    )
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
-    admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest) -> Iterator[Store]:
-    if request.param == "sqlite":
-        opened = Store.from_url(request.getfixturevalue("sqlite_url"))
-    else:
-        app_url, ddl_url = request.getfixturevalue("postgres_urls")
-        with Store.from_url(ddl_url, migrate=True):
-            pass
-        opened = Store.from_url(app_url)
-    yield opened
-    opened.close()
+def store(sqlite_url: str) -> Iterator[Store]:
+    """The store of the tests below; tests/integration/test_store_postgres.py reruns them on PostgreSQL."""
+    with Store.from_url(sqlite_url) as opened:
+        yield opened
 
 
 # --- schema ----------------------------------------------------------------------------------
@@ -115,7 +82,7 @@ def test_sqlite_store_creates_its_folder_and_schema(sqlite_url: str) -> None:
         version = conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
     engine.dispose()
     assert {"runs", "run_steps", "windows", "incidents", "peaks", "problems", "problem_days"} <= tables
-    assert version == "0001"
+    assert version == ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def test_reopening_a_migrated_database_keeps_its_data(sqlite_url: str) -> None:
@@ -412,15 +379,3 @@ def test_the_store_never_shows_its_password() -> None:
     store = Store(sa.create_engine("postgresql+psycopg://u:secret@db.example.com/analyzer"))
     assert "secret" not in repr(store) and "secret" not in store.url
     assert "db.example.com" in repr(store)
-
-
-@pytest.mark.postgres
-def test_migrations_under_the_ddl_role_give_the_role_the_tables(postgres_urls: tuple[str, str]) -> None:
-    app_url, ddl_url = postgres_urls
-    with Store.from_url(ddl_url, migrate=False) as ddl:
-        ddl.migrate(role="role_ailog_analyzer_ddl")
-    engine = sa.create_engine(app_url)
-    with engine.connect() as conn:
-        owners = set(conn.scalars(sa.text("SELECT tableowner FROM pg_tables WHERE schemaname = 'public'")))
-    engine.dispose()
-    assert owners == {"role_ailog_analyzer_ddl"}

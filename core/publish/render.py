@@ -1,13 +1,13 @@
-"""Publication: Confluence pages, Teams cards and the trend chart rendered from a report, and the channels
-that deliver them (for now the dry-run file channel).
+"""Rendering of what is published: Confluence pages, Teams cards, the trend chart and the CSV attachment.
 
-Renderers are pure functions. Log-derived text is redacted (the report already is) and escaped for its
-target: XML-escaped on Confluence pages, put into Teams cards as TextRuns, which Teams shows verbatim
-instead of reading them as Markdown.
+Pure functions. Every piece of text is redacted (again: the report already is, redaction is idempotent)
+and escaped for its target: XML-escaped on Confluence pages, put into Teams cards as TextRuns, which
+Teams shows verbatim instead of reading them as Markdown.
 """
 
 from __future__ import annotations
 
+import csv
 import html
 import io
 import json
@@ -16,8 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from matplotlib import dates as mdates
 from matplotlib.figure import Figure
@@ -30,7 +29,6 @@ from core.report import (
     executive_summary,
     summary_problems,
     why_it_matters,
-    write_atomic,
 )
 
 MAX_TEAMS_PAYLOAD_BYTES = 28_000
@@ -59,14 +57,16 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def _xml(value: object) -> str:
-    """Plain text made inert in Confluence storage format."""
-    return html.escape(_NOT_XML.sub("\ufffd", _text(value)), quote=True)
+def _xml(value: object, redactor: Redactor = DEFAULT_REDACTOR) -> str:
+    """Plain text made inert in Confluence storage format, with every secret in it redacted."""
+    return html.escape(_NOT_XML.sub("\ufffd", redactor.redact(_text(value))), quote=True)
 
 
-def _table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+def _table(headers: Sequence[str], rows: Iterable[Sequence[object]], redactor: Redactor) -> str:
     head = "".join(f"<th>{_xml(header)}</th>" for header in headers)
-    body = "".join("<tr>" + "".join(f"<td>{_xml(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_xml(cell, redactor)}</td>" for cell in row) + "</tr>" for row in rows
+    )
     return f"<table><tbody><tr>{head}</tr>{body}</tbody></table>"
 
 
@@ -79,18 +79,24 @@ PROBLEM_COLUMNS = (
 PEAK_COLUMNS = ("Kind", "Scope", "Scope id", "Window start", "Window end", "Observed", "Baseline", "Ratio")
 
 
-def confluence_daily_page(report: Report, *, chart_filename: str | None) -> str:
+def confluence_daily_page(
+    report: Report, *, chart_filename: str | None, redactor: Redactor = DEFAULT_REDACTOR
+) -> str:
     """The daily page body in Confluence storage format (XHTML); the chart is an attachment by name."""
+
+    def x(value: object) -> str:
+        return _xml(value, redactor)
+
     parts = [
         "<h1>PROBLEM_ANALYSIS_REPORT</h1>",
-        f"<p><strong>{_xml(report.label)}</strong></p>",
-        f"<p>Range [{_xml(report.start)}, {_xml(report.end)}), generated {_xml(report.generated_at)}</p>",
+        f"<p><strong>{x(report.label)}</strong></p>",
+        f"<p>Range [{x(report.start)}, {x(report.end)}), generated {x(report.generated_at)}</p>",
         "<h2>Executive summary</h2>",
     ]
     top = summary_problems(report)
     if top:
         items = "".join(
-            f"<li><strong>{_xml(line)}</strong> – {_xml(why_it_matters(problem))}</li>"
+            f"<li><strong>{x(line)}</strong> – {x(why_it_matters(problem))}</li>"
             for line, problem in zip(executive_summary(report), top, strict=True)
         )
         parts.append(f"<ol>{items}</ol>")
@@ -100,8 +106,7 @@ def confluence_daily_page(report: Report, *, chart_filename: str | None) -> str:
     if chart_filename:
         parts += [
             "<h2>Errors per hour</h2>",
-            f'<p><ac:image ac:width="900"><ri:attachment ri:filename="{_xml(chart_filename)}" />'
-            "</ac:image></p>",
+            f'<p><ac:image ac:width="900"><ri:attachment ri:filename="{x(chart_filename)}" /></ac:image></p>',
         ]
 
     parts.append(f"<h2>Top {TOP_DETAILS} problems</h2>")
@@ -126,6 +131,7 @@ def confluence_daily_page(report: Report, *, chart_filename: str | None) -> str:
                 ]
                 for rank, p in enumerate(report.problems[:TOP_DETAILS], start=1)
             ),
+            redactor,
         )
     )
 
@@ -146,6 +152,7 @@ def confluence_daily_page(report: Report, *, chart_filename: str | None) -> str:
                 ]
                 for peak in report.peaks
             ),
+            redactor,
         )
         if report.peaks
         else "<p>No peaks.</p>"
@@ -156,12 +163,12 @@ def confluence_daily_page(report: Report, *, chart_filename: str | None) -> str:
         parts.append("<p>No chains.</p>")
     for number, chain in enumerate(report.chains, start=1):
         members = "".join(
-            f"<li>{_xml(m.first_seen)} {_xml(m.problem_id)} in {_xml(m.workload)} ({_xml(m.count)})</li>"
+            f"<li>{x(m.first_seen)} {x(m.problem_id)} in {x(m.workload)} ({x(m.count)})</li>"
             for m in chain.members
         )
-        evidence = "".join(f"<li>{_xml(line)}</li>" for line in chain.evidence)
+        evidence = "".join(f"<li>{x(line)}</li>" for line in chain.evidence)
         parts += [
-            f"<h3>Chain {number}: root {_xml(chain.root.problem_id)} in {_xml(chain.root.workload)} "
+            f"<h3>Chain {number}: root {x(chain.root.problem_id)} in {x(chain.root.workload)} "
             f"(confidence {chain.confidence:.2f})</h3>",
             f"<ol>{members}</ol>",
             f"<p>Evidence:</p><ul>{evidence}</ul>",
@@ -174,7 +181,7 @@ def confluence_daily_page(report: Report, *, chart_filename: str | None) -> str:
         f"truncated {stats.truncated}</p>",
     ]
     if stats.skipped:
-        parts.append(_table(["Skipped because", "Events"], sorted(stats.skipped.items())))
+        parts.append(_table(["Skipped because", "Events"], sorted(stats.skipped.items()), redactor))
     return "\n".join(parts) + "\n"
 
 
@@ -217,9 +224,9 @@ def _registry_page(
     newest_by: str,
     redactor: Redactor,
 ) -> str:
-    # Registry text (samples, notes) is raw and hand-edited: redact all of it before it leaves.
-    def cell(entry_id: str, entry: Mapping[str, Any], key: str | None) -> str:
-        return entry_id if key is None else redactor.redact(_text(entry.get(key)))
+    # Registry text (samples, notes) is raw and hand-edited; _table redacts every cell before it leaves.
+    def cell(entry_id: str, entry: Mapping[str, Any], key: str | None) -> object:
+        return entry_id if key is None else entry.get(key)
 
     ordered = sorted(entries.items(), key=lambda item: _text(item[1].get(newest_by)), reverse=True)
     # A stable sort keeps newest-first within each group and moves ignored entries to the end.
@@ -230,7 +237,7 @@ def _registry_page(
             [
                 f"<h1>{_xml(title)}</h1>",
                 f"<p>{len(entries)} entries from the registry.</p>",
-                _table([header for header, _ in columns], rows),
+                _table([header for header, _ in columns], rows, redactor),
             ]
         )
         + "\n"
@@ -324,7 +331,9 @@ def _card(
     return payload
 
 
-def teams_summary_card(report: Report, *, page_url: str | None) -> dict[str, Any]:
+def teams_summary_card(
+    report: Report, *, page_url: str | None, redactor: Redactor = DEFAULT_REDACTOR
+) -> dict[str, Any]:
     """The backfill's Teams message: run time, run figures, top problems, link to the Confluence page."""
     figures = report.figures
     failed = f"{figures.days_failed}" + (f" ({_text(figures.failed_days)})" if figures.failed_days else "")
@@ -343,10 +352,13 @@ def teams_summary_card(report: Report, *, page_url: str | None) -> dict[str, Any
     head = [
         _heading(f"Log Analyzer run at {utc(report.generated_at):%Y-%m-%d %H:%M:%S} UTC"),
         {"type": "TextBlock", "text": "Run Summary:", "weight": "Bolder", "wrap": True},
-        {"type": "FactSet", "facts": [{"title": title, "value": _text(value)} for title, value in facts]},
+        {
+            "type": "FactSet",
+            "facts": [{"title": title, "value": redactor.redact(_text(value))} for title, value in facts],
+        },
         {"type": "TextBlock", "text": "Top problems:" if lines else "No problems.", "weight": "Bolder"},
     ]
-    return _card(head, [[_literal(line)] for line in lines], page_url)
+    return _card(head, [[_literal(redactor.redact(line))] for line in lines], page_url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,7 +410,10 @@ def teams_alert_card(
         where = f" in {', '.join(finding.namespaces)}" if finding.namespaces else ""
         headline = f"{finding.severity.upper()} {finding.kind}: {finding.problem_id}"
         headline += (f" ({count} occurrences)" if count is not None else "") + where
-        blocks = [_literal(headline, weight="Bolder"), _literal(redactor.redact(finding.detail))]
+        blocks = [
+            _literal(redactor.redact(headline), weight="Bolder"),
+            _literal(redactor.redact(finding.detail)),
+        ]
         sample = context.samples.get(finding.problem_id)
         if sample:
             blocks.append(_literal(redactor.redact(sample), fontType="Monospace", isSubtle=True))
@@ -423,9 +438,11 @@ def teams_alert_card(
 
 
 def trend_chart_png(
-    incidents: Iterable[Incident], path: Path, *, start: datetime | None = None, end: datetime | None = None
-) -> Path:
-    """Errors per hour by category over [start, end) (default: the incidents' span) as a PNG at `path`."""
+    incidents: Iterable[Incident], *, start: datetime | None = None, end: datetime | None = None
+) -> bytes:
+    """Errors per hour by category over [start, end) (default: the incidents' span) as a PNG image.
+
+    Only category names and counts are drawn: no log text reaches the picture."""
     per_category: dict[str, dict[datetime, int]] = defaultdict(lambda: defaultdict(int))
     for incident in incidents:
         hour = utc(incident.window_start).replace(minute=0, second=0, microsecond=0)
@@ -451,81 +468,17 @@ def trend_chart_png(
     axes.grid(alpha=0.3)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
-    return write_atomic(path, buffer.getvalue())
+    return buffer.getvalue()
 
 
-# -------------------------------------------------------------------------------------------- channels
+# ------------------------------------------------------------------------------------------------- CSV
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One publication: what goes where, already rendered."""
-
-    # confluence_daily | confluence_known_errors | confluence_known_peaks | teams_summary | teams_alert
-    kind: str
-    body: str  # XHTML for Confluence, JSON for Teams
-    format: str  # xhtml | json
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryResult:
-    """How a send went. A channel classifies its failures; one shared retry policy acts on `retry`."""
-
-    delivered: bool
-    location: str | None = None  # where it landed: a file, a page URL
-    retry: bool = False  # transient failure: worth sending again
-    retry_after_s: float | None = None  # the server's Retry-After, if it gave one
-    error: str | None = None
-
-
-class Channel(Protocol):
-    """A place publications go. `send` reports failures in its result instead of raising them."""
-
-    def send(self, message: Message) -> DeliveryResult: ...
-
-
-@dataclass(frozen=True, slots=True)
-class FileChannel:
-    """The dry-run channel: what would have been published, as <out_dir>/publish/<kind>_<stamp>.<format>."""
-
-    out_dir: Path
-    stamp: str
-
-    def send(self, message: Message) -> DeliveryResult:
-        path = self.out_dir / "publish" / f"{message.kind}_{self.stamp}.{message.format}"
-        try:
-            write_atomic(path, message.body)
-        except OSError as error:
-            return DeliveryResult(delivered=False, error=f"{path}: {error}")
-        return DeliveryResult(delivered=True, location=str(path))
-
-
-def write_publications(
-    out_dir: Path,
-    *,
-    daily_page: str | None,
-    teams: dict[str, Any] | None,
-    alert: dict[str, Any] | None,
-    known_errors: str | None,
-    known_peaks: str | None,
-    stamp: str,
-) -> list[Path]:
-    """Write what the run would have published into `out_dir/publish/`; returns the files written."""
-    candidates = [
-        ("confluence_daily", daily_page, "xhtml"),
-        ("confluence_known_errors", known_errors, "xhtml"),
-        ("confluence_known_peaks", known_peaks, "xhtml"),
-        ("teams_summary", teams, "json"),
-        ("teams_alert", alert, "json"),
-    ]
-    messages = [
-        Message(kind, body if isinstance(body, str) else json.dumps(body, indent=2, ensure_ascii=False), fmt)
-        for kind, body, fmt in candidates
-        if body is not None
-    ]
-    channel = FileChannel(out_dir, stamp)
-    results = [channel.send(message) for message in messages]
-    failures = [result.error for result in results if not result.delivered]
-    if failures:
-        raise OSError("dry-run publication failed: " + "; ".join(map(str, failures)))
-    return [Path(str(result.location)) for result in results]
+def redacted_csv(text: str, redactor: Redactor = DEFAULT_REDACTOR) -> str:
+    """A CSV document with every cell redacted, cell by cell so that no rule can reach across the
+    quoting and break the rows."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for row in csv.reader(io.StringIO(text)):
+        writer.writerow([redactor.redact(cell) for cell in row])
+    return out.getvalue()

@@ -1,0 +1,63 @@
+"""Publication: Confluence pages and Teams messages rendered from a run, recorded in an outbox and
+delivered by one channel per module behind one retry policy (see docs/publishing.md).
+
+render → (files copy) → outbox → deliver: claim → send with retries → record.
+"""
+
+from core.publish.confluence import ConfluenceChannel
+from core.publish.delivery import Attachment, Channel, DeliveryResult, Message, RetryPolicy
+from core.publish.files import FileChannel
+from core.publish.outbox import Outbox, OutboxItem
+from core.publish.publisher import (
+    Destinations,
+    PublishOutcome,
+    alert_messages,
+    deliver_pending,
+    findings_to_alert,
+    publish,
+    report_messages,
+)
+from core.publish.render import (
+    AlertContext,
+    confluence_daily_page,
+    known_errors_page,
+    known_peaks_page,
+    payload_size,
+    redacted_csv,
+    teams_alert_card,
+    teams_summary_card,
+    trend_chart_png,
+)
+from core.publish.stored_report import ReportFileError, load_report
+from core.publish.teams import TeamsChannel
+
+__all__ = [
+    "AlertContext",
+    "Attachment",
+    "Channel",
+    "ConfluenceChannel",
+    "DeliveryResult",
+    "Destinations",
+    "FileChannel",
+    "Message",
+    "Outbox",
+    "OutboxItem",
+    "PublishOutcome",
+    "ReportFileError",
+    "RetryPolicy",
+    "TeamsChannel",
+    "alert_messages",
+    "confluence_daily_page",
+    "deliver_pending",
+    "findings_to_alert",
+    "known_errors_page",
+    "known_peaks_page",
+    "load_report",
+    "payload_size",
+    "publish",
+    "redacted_csv",
+    "report_messages",
+    "teams_alert_card",
+    "teams_summary_card",
+    "trend_chart_png",
+]

@@ -1,0 +1,279 @@
+"""Publishing a run: render the messages, keep a file copy, record them in the outbox, deliver.
+
+`deliver_pending` is the whole delivery path in one place: settle what a crash left behind → for each
+pending item: claim it (the notification log says it is being sent) → send with the one retry policy
+→ record delivered, or leave it pending for the next run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from core.model import Finding, Incident
+from core.publish import render
+from core.publish.confluence import ConfluenceChannel
+from core.publish.delivery import Attachment, Attempts, Channel, Message, RetryPolicy
+from core.publish.files import FileChannel
+from core.publish.outbox import Outbox, OutboxItem
+from core.redact import DEFAULT_REDACTOR, Redactor
+from core.registry import Registry, RegistryError
+from core.report import Report, report_to_csv
+
+CHANNELS = ("confluence", "teams")
+TEAMS_MESSAGE_TTL = timedelta(hours=24)
+"""A Teams message not delivered within a day is stale; the daily page is never stale (newer replaces it)."""
+
+CHART_FILENAME = "trend.png"
+CSV_FILENAME = "problem_report.csv"
+
+
+@dataclass(frozen=True)
+class Destinations:
+    """Where publications go, built from the settings (core.cli). A channel left None is skipped; in a
+    dry run nothing is sent, but the channels still shape the messages (the page link in the card)."""
+
+    confluence: ConfluenceChannel | None = None
+    teams: Channel | None = None
+    daily_page_id: str | None = None
+    known_errors_page_id: str | None = None
+    known_peaks_page_id: str | None = None
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    alert_repeat: timedelta = timedelta(minutes=120)
+    dry_run: bool = False
+
+    def live(self) -> dict[str, Channel]:
+        """The channels messages are really sent to in this run."""
+        if self.dry_run:
+            return {}
+        channels: dict[str, Channel | None] = {"confluence": self.confluence, "teams": self.teams}
+        return {name: channel for name, channel in channels.items() if channel is not None}
+
+    def daily_page_url(self) -> str | None:
+        if self.confluence is None or self.daily_page_id is None:
+            return None
+        return self.confluence.page_url(self.daily_page_id)
+
+    def status_when_failed(self) -> dict[str, str]:
+        live = self.live()
+        return {name: "failed" if name in live else "skipped" for name in CHANNELS}
+
+
+@dataclass
+class PublishOutcome:
+    """What a run published: one line per file or delivery, and the status per channel."""
+
+    lines: list[str] = field(default_factory=list)
+    status: dict[str, str] = field(default_factory=lambda: dict.fromkeys(CHANNELS, "skipped"))
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    item: OutboxItem
+    attempts: Attempts
+
+
+def deliver_pending(
+    outbox: Outbox, channels: Mapping[str, Channel], policy: RetryPolicy, now: datetime
+) -> tuple[list[Delivery], list[OutboxItem]]:
+    """Deliver every pending item of `channels`, oldest first; returns the deliveries made and the
+    items a crash left unconfirmed (chat messages that are never sent twice)."""
+    resend = [name for name, channel in channels.items() if channel.idempotent]
+    unconfirmed = outbox.recover(now, policy.lease, resend)
+    deliveries = []
+    for item in outbox.due(channels):
+        attempt_id = outbox.claim(item.id, now)
+        if attempt_id is None:  # another run is sending it
+            continue
+        channel = channels[item.message.channel]
+        attempts = policy.run(lambda channel=channel, message=item.message: channel.send(message))
+        result = attempts.result
+        outbox.settle(
+            item.id,
+            attempt_id,
+            now,
+            delivered=result.delivered,
+            attempts=attempts.attempts,
+            location=result.location,
+            error=result.error,
+        )
+        deliveries.append(Delivery(item, attempts))
+    return deliveries, unconfirmed
+
+
+def publish(
+    messages: Sequence[Message],
+    destinations: Destinations,
+    outbox: Outbox | None,
+    files: FileChannel,
+    now: datetime,
+) -> PublishOutcome:
+    """Write each message to files, record it in the outbox for its live channel, and deliver everything
+    pending (this run's messages and what earlier runs failed to deliver)."""
+    logger = structlog.get_logger("ai_log_analyzer").bind(step="publish")
+    outcome = PublishOutcome()
+    for message in messages:
+        written = files.send(message)
+        outcome.lines.append(
+            f"file: {written.location}" if written.delivered else f"file FAILED: {written.error}"
+        )
+    live = destinations.live()
+    if outbox is None or not live:
+        return outcome
+    for message in messages:
+        if message.channel in live and (message.channel != "confluence" or message.target):
+            outbox.add(message, now)
+    deliveries, unconfirmed = deliver_pending(outbox, live, destinations.policy, now)
+    for item in unconfirmed:
+        logger.warning(
+            "unconfirmed message not sent again", channel=item.message.channel, kind=item.message.kind
+        )
+        outcome.lines.append(
+            f"{item.message.channel}: {item.message.kind} of {item.created_at:%Y-%m-%d %H:%M} UTC "
+            "may not have arrived (the sender stopped mid-send); not sent again"
+        )
+    for delivery in deliveries:
+        message, result = delivery.item.message, delivery.attempts.result
+        tries = f"{delivery.attempts.attempts} attempt{'s' if delivery.attempts.attempts != 1 else ''}"
+        if result.delivered:
+            outcome.status[message.channel] = outcome.status[message.channel].replace("skipped", "ok")
+            outcome.lines.append(
+                f"{message.channel}: {message.kind} delivered to {result.location} ({tries})"
+            )
+        else:
+            outcome.status[message.channel] = "failed"
+            logger.warning(
+                "publication failed", channel=message.channel, kind=message.kind, error=result.error
+            )
+            outcome.lines.append(
+                f"{message.channel}: {message.kind} FAILED after {tries}: {result.error}; "
+                "kept in the outbox for the next run"
+            )
+    return outcome
+
+
+# --- the backfill's report ---------------------------------------------------------------------
+
+
+def report_messages(
+    report: Report,
+    incidents: Iterable[Incident],
+    registry: Registry | None,
+    destinations: Destinations,
+    redactor: Redactor = DEFAULT_REDACTOR,
+) -> list[Message]:
+    """The daily page (with the trend chart and the day's CSV attached), the registry pages, and the Teams
+    summary linking to the daily page. The registry pages are left out when the registry is unreadable:
+    an empty page would wipe what people rely on."""
+    attachments = (
+        Attachment(
+            CHART_FILENAME, render.trend_chart_png(incidents, start=report.start, end=report.end), "image/png"
+        ),
+        Attachment(
+            CSV_FILENAME, render.redacted_csv(report_to_csv(report), redactor).encode("utf-8"), "text/csv"
+        ),
+    )
+    messages = [
+        Message(
+            "confluence",
+            "confluence_daily",
+            render.confluence_daily_page(report, chart_filename=CHART_FILENAME, redactor=redactor),
+            "xhtml",
+            target=destinations.daily_page_id,
+            attachments=attachments,
+        )
+    ]
+    try:
+        problems = {pid: dict(entry) for pid, entry in registry.load().items()} if registry else None
+        peaks = {pid: dict(entry) for pid, entry in registry.load_peaks().items()} if registry else None
+    except RegistryError:
+        problems = peaks = None
+    if problems is not None and peaks is not None:
+        messages += [
+            Message(
+                "confluence",
+                "confluence_known_errors",
+                render.known_errors_page(problems, redactor=redactor),
+                "xhtml",
+                target=destinations.known_errors_page_id,
+            ),
+            Message(
+                "confluence",
+                "confluence_known_peaks",
+                render.known_peaks_page(peaks, redactor=redactor),
+                "xhtml",
+                target=destinations.known_peaks_page_id,
+            ),
+        ]
+    card = render.teams_summary_card(report, page_url=destinations.daily_page_url(), redactor=redactor)
+    messages.append(_teams_message("teams_summary", card))
+    return messages
+
+
+# --- the regular phase's alerts ------------------------------------------------------------------
+
+
+def alert_subject(findings: Iterable[Finding]) -> dict[str, Any]:
+    """What an alert is about, for the notification log: per problem its worst severity and finding kinds."""
+    problems: dict[str, dict[str, Any]] = {}
+    for finding in findings:
+        entry = problems.setdefault(finding.problem_id, {"severity": finding.severity, "kinds": []})
+        if _rank(finding.severity) < _rank(entry["severity"]):
+            entry["severity"] = finding.severity
+        entry["kinds"] = sorted({*entry["kinds"], finding.kind})
+    return {"problems": problems}
+
+
+def findings_to_alert(findings: Sequence[Finding], alerted: Iterable[Mapping[str, Any]]) -> list[Finding]:
+    """The findings not alerted recently: a problem is alerted again only when it escalates (a higher
+    severity, or a kind of finding it was not alerted for)."""
+    known: dict[str, tuple[int, set[str]]] = {}
+    for subject in alerted:
+        for pid, entry in subject.get("problems", {}).items():
+            rank, kinds = known.get(pid, (99, set()))
+            known[pid] = (min(rank, _rank(entry["severity"])), kinds | set(entry["kinds"]))
+    fresh = []
+    for finding in findings:
+        rank, kinds = known.get(finding.problem_id, (99, set()))
+        if _rank(finding.severity) < rank or finding.kind not in kinds:
+            fresh.append(finding)
+    return fresh
+
+
+def alert_messages(
+    findings: Sequence[Finding],
+    destinations: Destinations,
+    outbox: Outbox | None,
+    now: datetime,
+    redactor: Redactor = DEFAULT_REDACTOR,
+) -> tuple[list[Message], int]:
+    """The alert for the findings not alerted within `alert_repeat` (none when all were); also returns
+    how many findings were held back. Only a run that sends consults the log: a dry run shows all."""
+    if outbox is not None and "teams" in destinations.live():
+        fresh = findings_to_alert(findings, outbox.sent_since("teams_alert", now - destinations.alert_repeat))
+    else:
+        fresh = list(findings)
+    if not fresh:
+        return [], len(findings)
+    card = render.teams_alert_card(fresh, None, redactor=redactor)
+    return [_teams_message("teams_alert", card, alert_subject(fresh))], len(findings) - len(fresh)
+
+
+def _teams_message(kind: str, card: Mapping[str, Any], subject: Mapping[str, Any] | None = None) -> Message:
+    return Message(
+        "teams",
+        kind,
+        json.dumps(card, indent=2, ensure_ascii=False),
+        "json",
+        subject=subject or {},
+        expires_after=TEAMS_MESSAGE_TTL,
+    )
+
+
+def _rank(severity: str) -> int:
+    return render.SEVERITY_ORDER.get(severity, 9)

@@ -1,0 +1,136 @@
+"""A problem report read back from its JSON file (docs/report-schema.md), so that `log-analyzer publish`
+renders it through the same path as the backfill: the inverse of `core.report.report_to_dict`."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from core.model import Chain, ChainMember, Finding, InputStats, Peak, Workload, utc
+from core.report import ProblemSummary, Report, RunFigures
+
+
+class ReportFileError(ValueError):
+    """The file is not a problem report this version can read; the message names the file."""
+
+
+def load_report(path: Path) -> Report:
+    """The report stored at `path` (a problem_report_*.json)."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ReportFileError(f"{path}: not readable as JSON ({type(exc).__name__})") from None
+    version = str(document.get("schema_version", "")) if isinstance(document, dict) else ""
+    if not version.startswith("1."):
+        raise ReportFileError(f"{path}: not a problem report of schema 1.x")
+    try:
+        return report_from_dict(document)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ReportFileError(f"{path}: incomplete problem report ({type(exc).__name__}: {exc})") from None
+
+
+def report_from_dict(document: dict[str, Any]) -> Report:
+    stats, run = document["stats"], document["run"]
+    return Report(
+        generated_at=_time(document["generated_at"]),
+        phase=document["phase"],
+        start=_time(document["range"]["start"]),
+        end=_time(document["range"]["end"]),
+        problems=[_problem(problem) for problem in document["problems"]],
+        peaks=[_peak(peak) for peak in document["peaks"]],
+        findings=[_finding(finding) for finding in document["findings"]],
+        chains=[_chain(chain) for chain in document["chains"]],
+        stats=InputStats(
+            fetched=stats["fetched"],
+            accepted=stats["accepted"],
+            skipped=dict(stats["skipped"]),
+            truncated=stats["truncated"],
+        ),
+        figures=RunFigures(
+            days_processed=run["days_processed"],
+            days_succeeded=run["days_succeeded"],
+            days_failed=run["days_failed"],
+            failed_days=list(run["failed_days"]),
+            events_fetched=run["events_fetched"],
+            events_skipped=dict(run["events_skipped"]),
+            incidents_saved=run["incidents_saved"],
+            registry_updates=run["registry_updates"],
+            duration_s=run["duration_s"],
+        ),
+    )
+
+
+def _time(value: str) -> datetime:
+    return utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+
+
+def _problem(p: dict[str, Any]) -> ProblemSummary:
+    return ProblemSummary(
+        id=p["id"],
+        category=p["category"],
+        flow=p["flow"],
+        error_class=p["error_class"],
+        severity=p["severity"],
+        status=p["status"],
+        score=p["score"],
+        count=p["count"],
+        first_seen=_time(p["first_seen"]),
+        last_seen=_time(p["last_seen"]),
+        known_since=_time(p["known_since"]) if p["known_since"] else None,
+        namespaces=list(p["namespaces"]),
+        workloads=[Workload(w["kind"], w["namespace"], w["name"]) for w in p["workloads"]],
+        templates=list(p["templates"]),
+        sample=p["sample"],
+        findings=[_finding(finding) for finding in p["findings"]],
+        remediation=list(p["remediation"]),
+        owner=p["owner"],
+        ticket=p["ticket"],
+        notes=p["notes"],
+    )
+
+
+def _peak(p: dict[str, Any]) -> Peak:
+    return Peak(
+        kind=p["kind"],
+        scope=p["scope"],
+        scope_id=p["scope_id"],
+        window_start=_time(p["window_start"]),
+        window_end=_time(p["window_end"]),
+        observed=p["observed"],
+        baseline=p["baseline"],
+        ratio=p["ratio"],
+        problem_id=p["problem_id"],
+        namespace=p["namespace"],
+    )
+
+
+def _finding(f: dict[str, Any]) -> Finding:
+    return Finding(
+        kind=f["kind"],
+        problem_id=f["problem_id"],
+        window_start=_time(f["window_start"]),
+        severity=f["severity"],
+        detail=f["detail"],
+        namespaces=tuple(f["namespaces"]),
+    )
+
+
+def _member(m: dict[str, Any]) -> ChainMember:
+    return ChainMember(
+        problem_id=m["problem_id"],
+        namespace=m["namespace"],
+        workload=m["workload"],
+        first_seen=_time(m["first_seen"]),
+        count=m["count"],
+    )
+
+
+def _chain(c: dict[str, Any]) -> Chain:
+    return Chain(
+        members=tuple(_member(m) for m in c["members"]),
+        root=_member(c["root"]),
+        evidence=tuple(c["evidence"]),
+        confidence=c["confidence"],
+    )
