@@ -27,7 +27,7 @@ from core.pipeline import Components, RunOutcome, backfill, record_unreachable_s
 from core.propagate import PropagateConfig
 from core.redact import Redactor
 from core.registry import Registry
-from core.report import report_stamp
+from core.report import ReportWriteError, report_stamp
 from core.store import LockHeld, Store, StoreError, StoreUnavailable
 
 EXIT_FAILED = 1
@@ -211,7 +211,7 @@ def _run_phase(fn, *args, **kwargs) -> None:
     except LockHeld as exc:
         click.echo(f"another run holds the lock, nothing done: {exc}", err=True)
         return
-    except (StoreUnavailable, SourceUnavailable) as exc:
+    except (StoreUnavailable, SourceUnavailable, ReportWriteError) as exc:
         click.echo(f"❌ {exc}", err=True)
         sys.exit(EXIT_FAILED)
     _finish(outcome)

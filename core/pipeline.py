@@ -232,7 +232,6 @@ class _Run:
 
     def __init__(self, c: Components, phase: str, run_id: str | None, dry_run: bool) -> None:
         self.c, self.phase, self.run_id, self.dry_run = c, phase, run_id, dry_run
-        self.touched: set[str] = set()
         self.started_at = datetime.now(UTC)
         self.db_write_seconds = 0.0
         self.db_up: bool | None = None if dry_run else True
@@ -270,7 +269,6 @@ class _Run:
             raise
         finally:
             self.db_write_seconds += time.monotonic() - began
-        self.touched.update(i.problem_id for i in analysis.incidents)
         return written.incidents_saved
 
     def finish(self, outcome: RunOutcome) -> None:
@@ -345,14 +343,18 @@ def _push_metrics(c: Components, run: _Run, outcome: RunOutcome) -> None:
 
 def _learn_baseline(c: Components, run: _Run, first_day: date, logger) -> None:
     """On a first run, analyse the baseline days before the first requested day, so that
-    yesterday's problems are compared with a real history instead of all being "new"."""
-    if run.dry_run or c.baseline_days == 0 or c.store.last_processed_window() is not None:
+    yesterday's problems are compared with a real history instead of all being "new". A first run
+    killed half-way learns the days still missing on the next run."""
+    if run.dry_run or c.baseline_days == 0:
         return
     days = [first_day - timedelta(days=n) for n in range(c.baseline_days, 0, -1)]
-    logger.info("no history yet: learning the baseline first", days=len(days), before=first_day.isoformat())
-    for day in log.progress(days, total=len(days), desc="learning baseline"):
-        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        with run.step(f"baseline {day.isoformat()}"):
+    starts = [datetime(d.year, d.month, d.day, tzinfo=UTC) for d in days]
+    missing = [s for s in starts if len(c.store.processed_windows(s, s + DAY)) < DAY // WINDOW]
+    if not missing or (len(missing) == len(starts) and c.store.last_processed_window() is not None):
+        return  # learned already, or the store has a history of its own (the regular phase's)
+    logger.info("learning the baseline first", days=len(missing), before=first_day.isoformat())
+    for start in log.progress(missing, total=len(missing), desc="learning baseline"):
+        with run.step(f"baseline {start.date().isoformat()}"):
             run.persist(analyse(c, start, start + DAY), start, start + DAY)
 
 
@@ -373,14 +375,18 @@ def _with_registry_status(states: dict[str, ProblemState], registry: Registry) -
 def _update_registry(
     c: Components, run: _Run, outcome: RunOutcome, results: list[RangeResult], logger
 ) -> None:
-    """Propagate the run's findings into the registry and its CSV exports (never in a dry run)."""
-    if run.dry_run or not results:
+    """Bring the registry and its CSV exports up to date with the store (never in a dry run).
+
+    From the store, not only from this run's results: what a killed run stored reaches the
+    registry with the next run."""
+    if run.dry_run:
         return
     regressed = {f.problem_id for r in results for f in r.detection.findings if f.kind == "regression"}
-    peaks = [p for r in results for p in r.detection.peaks]
+    last = c.store.last_processed_window()
+    peaks = [] if last is None else c.store.peaks_between(last - c.baseline_days * DAY - DAY, last + WINDOW)
     try:
         with run.step("registry") as counts:
-            update = c.registry.update(c.store.problems(sorted(run.touched)), peaks, regressed)
+            update = c.registry.update(c.store.problems(), peaks, regressed)
             c.registry.export_csv(c.export_dir)
             counts.update(
                 added=update.problems_added, updated=update.problems_updated, peaks=update.peaks_added

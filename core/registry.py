@@ -24,6 +24,7 @@ from ruamel.yaml.error import YAMLError
 
 from core.model import Peak, ProblemRecord, isoformat, utc
 from core.redact import redact as default_redact
+from core.report import csv_text
 
 STATUSES = ("new", "known", "ignored", "resolved", "regressed")
 MAX_SAMPLE_CHARS = 500
@@ -455,5 +456,5 @@ def _cell(value: Any) -> str | int | float:
         value = "; ".join(value)
     if isinstance(value, str) and value.startswith(_FORMULA_START):
         # A log line must not become a spreadsheet formula when someone opens the export.
-        return "'" + value
-    return value
+        value = "'" + value
+    return csv_text(value)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import math
 import os
+import re
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -432,35 +434,47 @@ CSV_COLUMNS = (
 CSV_LIST_SEPARATOR = "; "
 
 
+# Control characters a CSV reader takes for a row end (a lone CR is not quoted by the csv module
+# when the line terminator is LF) or stops at (NUL); a log line may contain any of them.
+_CSV_CONTROL = re.compile(r"\r\n?|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def csv_text(value: object) -> object:
+    """A CSV cell that reads back as one cell: line breaks become LF (quoted by the writer), other
+    control characters become U+FFFD."""
+    if not isinstance(value, str):
+        return value
+    return _CSV_CONTROL.sub(lambda m: "\n" if m.group().startswith("\r") else "\ufffd", value)
+
+
 def report_to_csv(report: Report) -> str:
     """One row per problem, in rank order; list fields joined with "; "."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for rank, problem in enumerate(report.problems, start=1):
-        writer.writerow(
-            {
-                "rank": rank,
-                "id": problem.id,
-                "category": problem.category,
-                "flow": problem.flow,
-                "error_class": problem.error_class,
-                "severity": problem.severity,
-                "status": problem.status,
-                "score": problem.score,
-                "count": problem.count,
-                "first_seen": isoformat(problem.first_seen),
-                "last_seen": isoformat(problem.last_seen),
-                "known_since": isoformat(problem.known_since) if problem.known_since else "",
-                "namespaces": CSV_LIST_SEPARATOR.join(problem.namespaces),
-                "workloads": CSV_LIST_SEPARATOR.join(map(str, problem.workloads)),
-                "findings": CSV_LIST_SEPARATOR.join(problem.finding_kinds),
-                "sample": problem.sample,
-                "remediation": CSV_LIST_SEPARATOR.join(problem.remediation),
-                "owner": problem.owner or "",
-                "ticket": problem.ticket or "",
-            }
-        )
+        row = {
+            "rank": rank,
+            "id": problem.id,
+            "category": problem.category,
+            "flow": problem.flow,
+            "error_class": problem.error_class,
+            "severity": problem.severity,
+            "status": problem.status,
+            "score": problem.score,
+            "count": problem.count,
+            "first_seen": isoformat(problem.first_seen),
+            "last_seen": isoformat(problem.last_seen),
+            "known_since": isoformat(problem.known_since) if problem.known_since else "",
+            "namespaces": CSV_LIST_SEPARATOR.join(problem.namespaces),
+            "workloads": CSV_LIST_SEPARATOR.join(map(str, problem.workloads)),
+            "findings": CSV_LIST_SEPARATOR.join(problem.finding_kinds),
+            "sample": problem.sample,
+            "remediation": CSV_LIST_SEPARATOR.join(problem.remediation),
+            "owner": problem.owner or "",
+            "ticket": problem.ticket or "",
+        }
+        writer.writerow({column: csv_text(value) for column, value in row.items()})
     return buffer.getvalue()
 
 
@@ -588,12 +602,23 @@ def report_stamp(generated_at: datetime) -> str:
     return utc(generated_at).strftime("%Y-%m-%dT%H%M%S")
 
 
+class ReportWriteError(Exception):
+    """The reports could not be written; the message names the folder and why (e.g. no space left)."""
+
+
 def write_reports(report: Report, output_dir: Path) -> dict[str, Path]:
-    """Write problem_report_<stamp>.txt|.json|.csv into `output_dir`; returns the paths by format."""
+    """Write problem_report_<stamp>.txt|.json|.csv into `output_dir`; returns the paths by format.
+
+    A file system error is a `ReportWriteError` naming the folder; a file is either written whole
+    or not at all (`write_atomic`), so a full disk leaves no truncated report behind."""
     base = output_dir / f"problem_report_{report_stamp(report.generated_at)}"
     document = json.dumps(report_to_dict(report), indent=2, ensure_ascii=False) + "\n"
-    return {
-        "txt": write_atomic(base.with_suffix(".txt"), report_to_text(report)),
-        "json": write_atomic(base.with_suffix(".json"), document),
-        "csv": write_atomic(base.with_suffix(".csv"), report_to_csv(report)),
-    }
+    try:
+        return {
+            "txt": write_atomic(base.with_suffix(".txt"), report_to_text(report)),
+            "json": write_atomic(base.with_suffix(".json"), document),
+            "csv": write_atomic(base.with_suffix(".csv"), report_to_csv(report)),
+        }
+    except OSError as exc:
+        reason = "no space left" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc)).lower()
+        raise ReportWriteError(f"problem reports not written: {reason} on {output_dir}") from exc

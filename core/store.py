@@ -728,7 +728,9 @@ def _sqlite_engine(url: URL) -> Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN")
+        # IMMEDIATE: take the write lock at the start; a read transaction that later writes could
+        # otherwise fail with "database is locked" when the other phase writes at the same time.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
