@@ -9,7 +9,7 @@ values — bounded sets chosen by value, not by arrival.
 from __future__ import annotations
 
 from bisect import insort
-from datetime import datetime
+from datetime import UTC, datetime
 
 from core.model import (
     MAX_SAMPLES,
@@ -43,19 +43,27 @@ class Aggregator:
         self._incidents: dict[IncidentKey, Incident] = {}
         self._minute_counts: dict[tuple[str, str], dict[datetime, int]] = {}
         self._samples: dict[IncidentKey, list[tuple[datetime, str]]] = {}
+        self._windows: dict[datetime, datetime] = {}  # minute → its window start
 
     def add(self, event: Event, fp: Fingerprint, problem: ProblemClass) -> None:
         """Count one event; events outside [start, end) are the source's mistake and are ignored."""
-        ts = utc(event.timestamp)
+        ts = event.timestamp
+        if ts.tzinfo is not UTC:  # normalize gives UTC already; anything else is converted
+            ts = utc(ts)
         if not self.start <= ts < self.end:
             return
-        window = window_start(ts)
+        minute = ts.replace(second=0, microsecond=0)
+        # Windows are whole minutes long, so the minute's window is the event's (one division per minute).
+        window = self._windows.get(minute)
+        if window is None:
+            window = self._windows[minute] = window_start(minute)
+        problem_id = problem.id  # a property that formats the id: read it once
         workload = event.workload
-        key = (problem.id, window, event.namespace, workload.kind, workload.name)
+        key = (problem_id, window, event.namespace, workload.kind, workload.name)
         incident = self._incidents.get(key)
         if incident is None:
             incident = Incident(
-                problem_id=problem.id,
+                problem_id=problem_id,
                 category=problem.category,
                 flow=problem.flow,
                 error_class=problem.error_class,
@@ -73,8 +81,9 @@ class Aggregator:
         _fold(incident, event, ts, fp)
         _keep_earliest(self._samples[key], (ts, event.message))
 
-        minutes = self._minute_counts.setdefault((problem.id, event.namespace), {})
-        minute = ts.replace(second=0, microsecond=0)
+        minutes = self._minute_counts.get((problem_id, event.namespace))
+        if minutes is None:
+            minutes = self._minute_counts[(problem_id, event.namespace)] = {}
         minutes[minute] = minutes.get(minute, 0) + 1
 
     def result(self, stats: InputStats) -> Analysis:
@@ -126,6 +135,10 @@ def _insert_smallest(values: list[str], value: str, limit: int) -> None:
 
 def _keep_earliest(samples: list[tuple[datetime, str]], sample: tuple[datetime, str]) -> None:
     """Keep the MAX_SAMPLES distinct messages seen earliest (ties broken by the text)."""
+    if len(samples) >= MAX_SAMPLES and sample > samples[-1]:
+        # Later than all kept samples (the common case in a time-ordered stream): even if its message
+        # is one of them, that one was seen earlier and stays.
+        return
     for i, (ts, message) in enumerate(samples):
         if message == sample[1]:
             if sample[0] < ts:

@@ -40,6 +40,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from core.model import Event, InputStats, Workload, utc
@@ -78,6 +79,9 @@ SHIPPERS = (
     "datadog-agent",
 )
 """Log shippers and metrics scrapers: their lines about other workloads belong to those workloads."""
+
+ATTRIBUTION_CACHE = 65536
+"""Pods whose attribution is remembered; far above the pods of a day, it only bounds memory."""
 
 NODE_AGENTS = SHIPPERS + ("kube-proxy", "calico-node", "cilium", "aws-node", "csi-node", "kube-flannel")
 """Names that run one pod per node: a `<name>-<5 chars>` pod of these is a DaemonSet, not a Job."""
@@ -214,11 +218,12 @@ def to_event(
 
     pod = _text(flat, fm.pod) or ""
     container = _text(flat, fm.container) or ""
-    labels = pod_labels(flat, fm.labels)
-    owners = {kind: name for kind, path in fm.owners if (name := _text(flat, (path,)))}
-    workload = attribute(namespace, pod, container, labels, owners)
-    app = _app(labels) or workload.name
-    if is_shipper(workload.name, container, app):
+    labels = tuple(pod_labels(flat, fm.labels).items())
+    owners = tuple(
+        (kind, name) for kind, path in fm.owners if path in flat and (name := _text(flat, (path,)))
+    )
+    workload, app, shipper = _attributed(namespace, pod, container, labels, owners)
+    if shipper:
         target = workload_named_in(message, namespace)
         if target is not None:
             workload, app = target, target.name
@@ -237,18 +242,39 @@ def to_event(
     )
 
 
+@lru_cache(maxsize=ATTRIBUTION_CACHE)
+def _attributed(
+    namespace: str,
+    pod: str,
+    container: str,
+    labels: tuple[tuple[str, str], ...],
+    owners: tuple[tuple[str, str], ...],
+) -> tuple[Workload, str, bool]:
+    """(workload, app, whether it is a shipper) of a pod: a pure function of few distinct inputs (the
+    pods of the range), so it is worked out once per pod instead of once per event."""
+    label_map = dict(labels)
+    workload = attribute(namespace, pod, container, label_map, dict(owners))
+    app = _app(label_map) or workload.name
+    return workload, app, is_shipper(workload.name, container, app)
+
+
 def flatten(doc: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Dotted-key view of a document, so nested objects and dotted flat keys read the same way.
 
     An object stays under its own path too, so a field holding an object reads as a wrong type, not as absent.
     """
     flat: dict[str, Any] = {}
+    _flatten_into(flat, doc, prefix)
+    return flat
+
+
+def _flatten_into(flat: dict[str, Any], doc: Mapping[str, Any], prefix: str) -> None:
+    # One dict filled in document order: the same keys, values and order as merging one dict per level.
     for key, value in doc.items():
-        path = f"{prefix}{key}"
+        path = prefix + key if prefix else key
         flat[path] = value
         if isinstance(value, dict):
-            flat.update(flatten(value, path + "."))
-    return flat
+            _flatten_into(flat, value, path + ".")
 
 
 def detect_layout(flat: Mapping[str, Any]) -> FieldMap:
@@ -319,6 +345,7 @@ def infer_level(message: str) -> str | None:
     return "error" if _ERROR_SHAPE.search(message) else None
 
 
+@lru_cache(maxsize=4096)  # a cluster has few distinct label keys; each is met on every event
 def label_key(key: str) -> str:
     """The canonical form of a label key: lower case, `.` and `_` written as `-`."""
     return key.lower().replace(".", "-").replace("_", "-")
@@ -482,4 +509,7 @@ def _text(flat: Mapping[str, Any], paths: Sequence[str]) -> str | None:
 
 
 def _is_scalar(value: Any) -> bool:
+    kind = type(value)
+    if kind is str or kind is int or kind is float:  # what JSON gives: decided without isinstance
+        return True
     return isinstance(value, str | int | float) and not isinstance(value, bool)

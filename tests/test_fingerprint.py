@@ -273,3 +273,17 @@ def test_loghub_grouping_accuracy(dataset: str, threshold: float) -> None:
         rows = list(csv.DictReader(handle))
     predicted = [fingerprint(row["Content"]).key for row in rows]
     assert _grouping_accuracy(predicted, [row["EventId"] for row in rows]) >= threshold
+
+
+def test_digits_in_exception_names_are_not_blinded_by_the_cache() -> None:
+    # The cache writes digits 1-9 alike; names that differ only in a digit are different problems.
+    trace = (
+        'Exception in thread "main" io.netty.handler.codec.http{v}.Http{v}Exception: stream closed\n'
+        "\tat io.netty.Foo.bar(Foo.java:1)"
+    )
+    fp = Fingerprinter()
+    two = fp.fingerprint(trace.format(v=2))
+    three = fp.fingerprint(trace.format(v=3))
+    assert two.exception_type != three.exception_type
+    assert two.key != three.key
+    assert Fingerprinter().fingerprint(trace.format(v=3)).key == three.key  # same with a cold cache
