@@ -29,7 +29,7 @@ START_HINT = 'run `bash scripts/services.sh start` (as root), then `eval "$(bash
 DDL_ROLE = "role_ailog_analyzer_ddl"
 TEST_INDEX_PREFIX = "logs-k8s-test-"
 
-POSTGRES_FIXTURES = {"postgres_server", "postgres_urls"}
+POSTGRES_FIXTURES = {"postgres_server", "postgres_urls", "postgres_databases"}
 ELASTICSEARCH_FIXTURES = {"es_url", "es_client", "index_documents"}
 
 IndexDocuments = Callable[[Iterable[Mapping[str, Any]]], str]
@@ -111,26 +111,46 @@ def postgres_server(service_settings: dict[str, str]) -> PostgresServer:
     return server
 
 
+FreshDatabase = Callable[[], PostgresUrls]
+
+
 @pytest.fixture
-def postgres_urls(postgres_server: PostgresServer) -> Iterator[PostgresUrls]:
-    """A fresh database owned by the DDL role, with the same privileges as `ailog_analyzer`."""
-    database = f"ailog_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(libpq_url(postgres_server.admin_url), autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), sql.Identifier(DDL_ROLE))
-        )
-    try:
+def postgres_databases(postgres_server: PostgresServer) -> Iterator[FreshDatabase]:
+    """Makes fresh databases on demand (for tests that compare two runs); all dropped after the test."""
+    created: list[str] = []
+
+    def fresh() -> PostgresUrls:
+        database = f"ailog_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(libpq_url(postgres_server.admin_url), autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(database), sql.Identifier(DDL_ROLE)
+                )
+            )
+        created.append(database)
         with psycopg.connect(libpq_url(postgres_server.admin_url, database), autocommit=True) as admin:
             admin.execute(DATABASE_GRANTS_SQL.read_text())
-        yield PostgresUrls(
+        return PostgresUrls(
             database=database,
             app_url=_with_database(postgres_server.app_url, database),
             ddl_url=_with_database(postgres_server.ddl_url, database),
         )
+
+    try:
+        yield fresh
     finally:
         # FORCE, because a test may leave a pooled connection open; dropping must not depend on it.
         with psycopg.connect(libpq_url(postgres_server.admin_url), autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+            for database in created:
+                admin.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+                )
+
+
+@pytest.fixture
+def postgres_urls(postgres_databases: FreshDatabase) -> PostgresUrls:
+    """A fresh database owned by the DDL role, with the same privileges as `ailog_analyzer`."""
+    return postgres_databases()
 
 
 @pytest.fixture(scope="session")
