@@ -1,0 +1,257 @@
+"""Benchmark the Elasticsearch fetch strategy and the whole `backfill`, from Elasticsearch and from NDJSON.
+
+Indexes N generated demo events (eight days, both field layouts) into the node, kept between runs
+while its document count matches, then measures in one run:
+(a) the bare fetch rate of `ElasticsearchSource` (just iterating it) against `helpers.scan`, and
+(b) the real `backfill` CLI in a subprocess over those days (temp SQLite DB): events/s and peak RSS,
+from Elasticsearch and from the NDJSON file. Prints a Markdown table and appends JSON to results.jsonl.
+
+    python3 bench/bench_pipeline.py --n 100000
+    python3 bench/bench_pipeline.py --n 1000000 --fetch-repeat 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from elasticsearch import Elasticsearch  # noqa: E402
+from elasticsearch.helpers import parallel_bulk, scan  # noqa: E402
+
+from core import demo  # noqa: E402
+from core.config import Settings  # noqa: E402
+from core.fetch import ElasticsearchSource, client_options  # noqa: E402
+from core.model import InputStats  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+END_DAY = date(2025, 1, 8)
+DAYS = 8
+SEED = 42
+EVENTS_PER_SCALE = 135_619  # lines of the 8-day demo at scale 1 (seed 42): scale = N / this
+INDEX_PREFIX = "logs-k8s-bench-"  # matches the logs-k8s-* template (subobjects: false)
+# The backfill's own measurement: the summary lines it prints.
+_FETCHED = re.compile(r"Events fetched: (\d+)")
+_DURATION = re.compile(r"finished for \d+ days .* in ([\d.]+)s")
+
+
+@dataclass
+class FetchRate:
+    strategy: str
+    docs: int
+    best_per_s: float
+    median_per_s: float
+
+
+@dataclass
+class BackfillRun:
+    source: str
+    events: int
+    wall_s: float
+    run_s: float  # the duration the backfill reports (without interpreter start-up and imports)
+    events_per_s: float
+    peak_rss_mb: float
+
+
+def demo_file(work: Path, n: int) -> Path:
+    """The demo NDJSON of about `n` events, generated once per N."""
+    path = work / f"demo-{n}.ndjson"
+    if not path.is_file():
+        print(f"generating ~{n} events into {path} …", flush=True)
+        demo.generate(path, END_DAY, days=DAYS, seed=SEED, scale=n / EVENTS_PER_SCALE)
+    return path
+
+
+def count_lines(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+def ensure_index(client: Elasticsearch, path: Path, n: int, lines: int) -> str:
+    """The index holding exactly the file's documents: reused when its count matches, else rebuilt."""
+    index = f"{INDEX_PREFIX}{n}"
+    if client.indices.exists(index=index) and client.count(index=index)["count"] == lines:
+        return index
+    client.indices.delete(index=index, ignore_unavailable=True)
+    client.indices.create(index=index, settings={"refresh_interval": "-1"})
+    print(f"indexing {lines} documents into {index} …", flush=True)
+    began = time.perf_counter()
+
+    def actions() -> Iterator[dict]:
+        with path.open("rb") as handle:
+            for line in handle:
+                if line.strip():
+                    yield {"_index": index, "_source": json.loads(line)}
+
+    for ok, item in parallel_bulk(client, actions(), thread_count=2, chunk_size=2000):
+        if not ok:
+            raise SystemExit(f"indexing failed: {item}")
+    client.indices.put_settings(index=index, settings={"refresh_interval": "1s"})
+    client.indices.refresh(index=index)
+    client.indices.forcemerge(index=index, max_num_segments=1)
+    print(f"indexed in {time.perf_counter() - began:.0f}s", flush=True)
+    return index
+
+
+def fetch_rates(
+    settings: Settings, index: str, start: datetime, end: datetime, repeat: int
+) -> list[FetchRate]:
+    """The chosen strategy and `helpers.scan` over the same query and fields, interleaved so that
+    the load of a shared machine hits both alike."""
+    client = Elasticsearch(settings.es_endpoint(), **client_options(settings))
+    source = ElasticsearchSource(
+        client, index, page_size=settings.es_page_size, slices=settings.es_slices, endpoint=""
+    )
+
+    def pit() -> int:
+        return sum(1 for _ in source.fetch(start, end, InputStats()))
+
+    def helpers_scan() -> int:
+        hits = scan(
+            client,
+            index=index,
+            query={"query": source.query(start, end)},
+            size=settings.es_page_size,
+            _source_includes=source.source_fields(),
+        )
+        return sum(1 for _ in hits)
+
+    strategies = {
+        f"PIT slices={settings.es_slices} page={settings.es_page_size}": pit,
+        "helpers.scan": helpers_scan,
+    }
+    runs: dict[str, list[float]] = {name: [] for name in strategies}
+    docs: dict[str, int] = {}
+    for _ in range(repeat):
+        for name, count in strategies.items():
+            began = time.perf_counter()
+            docs[name] = count()
+            runs[name].append(docs[name] / (time.perf_counter() - began))
+    return [FetchRate(name, docs[name], max(r), statistics.median(r)) for name, r in runs.items()]
+
+
+def backfill(env: dict[str, str], label: str) -> BackfillRun:
+    """One real `backfill` over the demo days in a fresh process; peak RSS from that process alone."""
+    with tempfile.TemporaryDirectory(prefix="bench-backfill-") as tmp:
+        run_env = {
+            **os.environ,
+            **env,
+            "DATABASE_URL": f"sqlite:///{tmp}/state.db",
+            "REGISTRY_DIR": f"{tmp}/registry",
+            "EXPORT_DIR": f"{tmp}/exports",
+            "BASELINE_DAYS": "0",
+            "LOG_FORMAT": "json",
+        }
+        first = END_DAY - timedelta(days=DAYS - 1)
+        command = [
+            sys.executable,
+            str(REPO / "scripts" / "backfill.py"),
+            "--from",
+            first.isoformat(),
+            "--to",
+            END_DAY.isoformat(),
+            "--output",
+            f"{tmp}/reports",
+        ]
+        # A wrapper process per run: RUSAGE_CHILDREN of the wrapper is this backfill's peak alone.
+        wrapper = (
+            "import resource, subprocess, sys, time;"
+            "t = time.perf_counter(); p = subprocess.run(sys.argv[1:], capture_output=True, text=True);"
+            "w = time.perf_counter() - t;"
+            "sys.stdout.write(p.stdout); sys.stderr.write(p.stderr[-2000:]);"
+            "print(f'@@ {p.returncode} {w} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}')"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", wrapper, *command], env=run_env, capture_output=True, text=True
+        )
+    code, wall, rss_kb = done.stdout.rsplit("@@ ", 1)[1].split()
+    if code != "0":
+        raise SystemExit(f"backfill from {label} failed ({code}):\n{done.stdout}\n{done.stderr}")
+    events = int(_FETCHED.search(done.stdout).group(1))
+    found = _DURATION.search(done.stdout)
+    run_s = float(found.group(1)) if found else float(wall)
+    return BackfillRun(label, events, float(wall), run_s, events / float(wall), int(rss_kb) / 1024)
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor(),
+    )
+    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores ({cpu}), {memory_gb:.0f} GB RAM, Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=100_000, help="events to generate and index (about)")
+    parser.add_argument("--es-url", default=os.environ.get("TEST_ES_URL", "http://127.0.0.1:9200"))
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "ai-log-analyzer-bench")
+    parser.add_argument("--fetch-repeat", type=int, default=3, help="rounds of the bare fetch comparison")
+    parser.add_argument("--skip-backfill", action="store_true", help="only the bare fetch comparison")
+    args = parser.parse_args()
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    path = demo_file(args.work, args.n)
+    lines = count_lines(path)
+    settings = Settings(_env_file=None, es_url=args.es_url)
+    with Elasticsearch(args.es_url, request_timeout=300) as client:
+        index = ensure_index(client, path, args.n, lines)
+    start = datetime(END_DAY.year, END_DAY.month, END_DAY.day, tzinfo=UTC) - timedelta(days=DAYS - 1)
+    end = start + timedelta(days=DAYS)
+
+    print(f"\n{machine()}; N = {lines} documents in {index}\n", flush=True)
+    rates = fetch_rates(settings, index, start, end, args.fetch_repeat)
+    print("| fetch strategy | docs | best docs/s | median docs/s |\n|---|---:|---:|---:|")
+    for r in rates:
+        print(f"| {r.strategy} | {r.docs} | {r.best_per_s:,.0f} | {r.median_per_s:,.0f} |", flush=True)
+
+    runs: list[BackfillRun] = []
+    if not args.skip_backfill:
+        es_env = {"ES_URL": args.es_url, "ES_INDEX_PATTERN": index}
+        runs.append(backfill(es_env, "Elasticsearch"))
+        runs.append(backfill({"LOG_FILE": str(path), "ES_URL": "", "ES_HOST": ""}, "NDJSON"))
+        print("\n| backfill from | events | wall s | run s | events/s | peak RSS MB |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for b in runs:
+            print(
+                f"| {b.source} | {b.events} | {b.wall_s:.1f} | {b.run_s:.1f} | {b.events_per_s:,.0f} "
+                f"| {b.peak_rss_mb:.0f} |"
+            )
+        bare = rates[0].best_per_s
+        print(
+            f"\nend-to-end from Elasticsearch / bare fetch = {runs[0].events_per_s / bare:.2f} (target ≥ 0.8)"
+        )
+
+    with (args.work / "results.jsonl").open("a") as out:
+        record = {
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": machine(),
+            "n": lines,
+            "fetch": [asdict(r) for r in rates],
+            "backfill": [asdict(b) for b in runs],
+        }
+        out.write(json.dumps(record) + "\n")
+
+
+if __name__ == "__main__":
+    main()
