@@ -273,13 +273,39 @@ def _text_field(entry: Mapping[str, Any], key: str) -> str | None:
 
 
 def summary_problems(report: Report, n: int = 5) -> list[ProblemSummary]:
-    """The problems for the executive summary: the top `n`, never an ignored one."""
-    return [problem for problem in report.problems if problem.status != "ignored"][:n]
+    """The problems for the executive summary: the top `n`, never an ignored one, and a chain's
+    dependent problems folded into its root (one outage is one line, not one line per namespace)."""
+    shown = [problem for problem in report.problems if problem.status != "ignored"]
+    listed = {problem.id for problem in shown}
+    caused = chain_dependents(report)
+    folded = {pid for root, dependents in caused.items() if root in listed for pid in dependents}
+    return [problem for problem in shown if problem.id not in folded or problem.id in caused][:n]
+
+
+def chain_dependents(report: Report) -> dict[str, list[str]]:
+    """Root problem id → the other problems of its propagation chains, in order of first occurrence."""
+    dependents: dict[str, list[str]] = {}
+    for chain in report.chains:
+        root = chain.root.problem_id
+        members = dependents.setdefault(root, [])
+        for member in chain.members:
+            if member.problem_id != root and member.problem_id not in members:
+                members.append(member.problem_id)
+    return dependents
 
 
 def executive_summary(report: Report, n: int = 5) -> list[str]:
-    """Lines like "BUSINESS:card_servicing:validation_error (245 occurrences)" for Teams and stdout."""
-    return [f"{problem.id} ({_occurrences(problem.count)})" for problem in summary_problems(report, n)]
+    """Lines like "BUSINESS:card_servicing:validation_error (245 occurrences)" for Teams and stdout;
+    a chain's root says how many dependent problems it explains."""
+    caused = chain_dependents(report)
+    lines = []
+    for problem in summary_problems(report, n):
+        line = f"{problem.id} ({_occurrences(problem.count)})"
+        if caused.get(problem.id):
+            count = len(caused[problem.id])
+            line += f" - likely root of {count} dependent problem{'s' if count > 1 else ''}"
+        lines.append(line)
+    return lines
 
 
 def why_it_matters(problem: ProblemSummary) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -217,12 +218,17 @@ def test_ignored_problem_is_ranked_last_and_never_in_the_summary(report: Report)
 
 
 def test_executive_summary_lines(report: Report) -> None:
+    # the network problem is a dependent of the database chain: one outage, one line
     assert executive_summary(report) == [
-        f"{DB} (40 occurrences)",
-        f"{NETWORK} (300 occurrences)",
+        f"{DB} (40 occurrences) - likely root of 1 dependent problem",
         f"{BUSINESS} (50000 occurrences)",
     ]
-    assert executive_summary(report, n=1) == [f"{DB} (40 occurrences)"]
+    assert executive_summary(report, n=1) == [f"{DB} (40 occurrences) - likely root of 1 dependent problem"]
+
+
+def test_a_chain_dependent_is_listed_when_its_root_is_not(report: Report) -> None:
+    without_root = dataclasses.replace(report, problems=[p for p in report.problems if p.id != DB])
+    assert f"{NETWORK} (300 occurrences)" in executive_summary(without_root)
 
 
 def test_incidents_merge_per_problem(report: Report) -> None:
