@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "k8s" / "ai-log-analyzer"
 RENDERED = ROOT / "k8s" / "rendered" / "ai-log-analyzer.yaml"
 KUBERNETES_VERSION = "1.31.0"
-SECRET_NAME = re.compile(r"PASSWORD|WEBHOOK|API_KEY|TOKEN|SECRET|USERNAME|_USER$|DATABASE_URL")
+SECRET_NAME = re.compile(r"PASSWORD|WEBHOOK_URL|API_KEY|TOKEN|SECRET|USERNAME|_USER$|DATABASE_URL")
 
 Manifest = dict[str, Any]
 
