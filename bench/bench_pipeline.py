@@ -4,9 +4,11 @@ Indexes N generated demo events (eight days, both field layouts) into the node, 
 while its document count matches, then measures in one run:
 (a) the bare fetch rate of `ElasticsearchSource` (just iterating it) against `helpers.scan`, and
 (b) the real `backfill` CLI in a subprocess over those days (temp SQLite DB): events/s and peak RSS,
-from Elasticsearch and from the NDJSON file. Prints a Markdown table and appends JSON to results.jsonl.
+from Elasticsearch and from the NDJSON file, with `--workers` as ANALYSIS_WORKERS. Prints a Markdown
+table and appends JSON to results.jsonl.
 
     python3 bench/bench_pipeline.py --n 100000
+    python3 bench/bench_pipeline.py --n 100000 --fetch-repeat 1 --workers 2
     python3 bench/bench_pipeline.py --n 1000000 --fetch-repeat 2
 """
 
@@ -63,7 +65,8 @@ class BackfillRun:
     wall_s: float
     run_s: float  # the duration the backfill reports (without interpreter start-up and imports)
     events_per_s: float
-    peak_rss_mb: float
+    peak_rss_mb: float  # the largest of the backfill process and its analysis workers
+    workers: int = 1
 
 
 def demo_file(work: Path, n: int) -> Path:
@@ -143,8 +146,9 @@ def fetch_rates(
     return [FetchRate(name, docs[name], max(r), statistics.median(r)) for name, r in runs.items()]
 
 
-def backfill(env: dict[str, str], label: str) -> BackfillRun:
-    """One real `backfill` over the demo days in a fresh process; peak RSS from that process alone."""
+def backfill(env: dict[str, str], label: str, workers: int) -> BackfillRun:
+    """One real `backfill` over the demo days in a fresh process; peak RSS from that process alone
+    (RUSAGE_CHILDREN: the largest of it and its workers)."""
     with tempfile.TemporaryDirectory(prefix="bench-backfill-") as tmp:
         run_env = {
             **os.environ,
@@ -154,6 +158,7 @@ def backfill(env: dict[str, str], label: str) -> BackfillRun:
             "EXPORT_DIR": f"{tmp}/exports",
             "BASELINE_DAYS": "0",
             "LOG_FORMAT": "json",
+            "ANALYSIS_WORKERS": str(workers),
         }
         first = END_DAY - timedelta(days=DAYS - 1)
         command = [
@@ -183,7 +188,7 @@ def backfill(env: dict[str, str], label: str) -> BackfillRun:
     events = int(_FETCHED.search(done.stdout).group(1))
     found = _DURATION.search(done.stdout)
     run_s = float(found.group(1)) if found else float(wall)
-    return BackfillRun(label, events, float(wall), run_s, events / float(wall), int(rss_kb) / 1024)
+    return BackfillRun(label, events, float(wall), run_s, events / float(wall), int(rss_kb) / 1024, workers)
 
 
 def machine() -> str:
@@ -208,6 +213,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "ai-log-analyzer-bench")
     parser.add_argument("--fetch-repeat", type=int, default=3, help="rounds of the bare fetch comparison")
     parser.add_argument("--skip-backfill", action="store_true", help="only the bare fetch comparison")
+    parser.add_argument("--workers", type=int, default=1, help="ANALYSIS_WORKERS of the backfill runs")
     args = parser.parse_args()
 
     args.work.mkdir(parents=True, exist_ok=True)
@@ -228,14 +234,14 @@ def main() -> None:
     runs: list[BackfillRun] = []
     if not args.skip_backfill:
         es_env = {"ES_URL": args.es_url, "ES_INDEX_PATTERN": index}
-        runs.append(backfill(es_env, "Elasticsearch"))
-        runs.append(backfill({"LOG_FILE": str(path), "ES_URL": "", "ES_HOST": ""}, "NDJSON"))
-        print("\n| backfill from | events | wall s | run s | events/s | peak RSS MB |")
-        print("|---|---:|---:|---:|---:|---:|")
+        runs.append(backfill(es_env, "Elasticsearch", args.workers))
+        runs.append(backfill({"LOG_FILE": str(path), "ES_URL": "", "ES_HOST": ""}, "NDJSON", args.workers))
+        print("\n| backfill from | workers | events | wall s | run s | events/s | peak RSS MB |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
         for b in runs:
             print(
-                f"| {b.source} | {b.events} | {b.wall_s:.1f} | {b.run_s:.1f} | {b.events_per_s:,.0f} "
-                f"| {b.peak_rss_mb:.0f} |"
+                f"| {b.source} | {b.workers} | {b.events} | {b.wall_s:.1f} | {b.run_s:.1f} "
+                f"| {b.events_per_s:,.0f} | {b.peak_rss_mb:.0f} |"
             )
         bare = rates[0].best_per_s
         print(

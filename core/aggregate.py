@@ -3,7 +3,8 @@
 Memory grows with distinct problems × windows (and minutes for burst detection), never with events.
 The result does not depend on the order events arrive in (a sliced Elasticsearch fetch interleaves
 them): samples are the earliest distinct messages, trace ids, fingerprints and apps the smallest
-values — bounded sets chosen by value, not by arrival.
+values — bounded sets chosen by value, not by arrival. So the parts of a range can be aggregated
+apart (in worker processes) and merged into exactly what one aggregator would have counted.
 """
 
 from __future__ import annotations
@@ -86,12 +87,38 @@ class Aggregator:
             minutes = self._minute_counts[(problem_id, event.namespace)] = {}
         minutes[minute] = minutes.get(minute, 0) + 1
 
+    def merge(self, later: Aggregator) -> None:
+        """Fold in what an aggregator of a later part of the same input counted, as if its events had
+        been added here after this one's: an incident both saw keeps this one's classification."""
+        for key, theirs in later._incidents.items():
+            ours = self._incidents.get(key)
+            if ours is None:
+                self._incidents[key] = theirs
+                self._samples[key] = later._samples[key]
+                continue
+            ours.count += theirs.count
+            ours.first_seen = min(ours.first_seen, theirs.first_seen)  # type: ignore[type-var]
+            ours.last_seen = max(ours.last_seen, theirs.last_seen)  # type: ignore[type-var]
+            _merge_fingerprints(ours.fingerprints, theirs.fingerprints)
+            for trace_id in theirs.trace_ids:
+                _insert_smallest(ours.trace_ids, trace_id, MAX_TRACE_IDS)
+            for app in theirs.apps:
+                _insert_smallest(ours.apps, app, MAX_APPS)
+            samples = self._samples[key]
+            for sample in later._samples[key]:
+                _keep_earliest(samples, sample)
+        for scope, theirs_minutes in later._minute_counts.items():
+            minutes = self._minute_counts.setdefault(scope, {})
+            for minute, n in theirs_minutes.items():
+                minutes[minute] = minutes.get(minute, 0) + n
+
     def result(self, stats: InputStats) -> Analysis:
         """The analysis of everything added so far, incidents sorted by key for deterministic output."""
         incidents = []
         for key in sorted(self._incidents):
             incident = self._incidents[key]
             incident.samples = [message for _, message in self._samples[key]]
+            incident.fingerprints = dict(sorted(incident.fingerprints.items()))  # not arrival order
             incidents.append(incident)
         minute_counts = {
             scope: dict(sorted(self._minute_counts[scope].items())) for scope in sorted(self._minute_counts)
@@ -120,6 +147,16 @@ def _fold(incident: Incident, event: Event, ts: datetime, fp: Fingerprint) -> No
         _insert_smallest(incident.trace_ids, event.trace_id, MAX_TRACE_IDS)
     if event.app:
         _insert_smallest(incident.apps, event.app, MAX_APPS)
+
+
+def _merge_fingerprints(ours: dict[str, str], theirs: dict[str, str]) -> None:
+    """The smallest keys of both, each with its smallest template; new keys after ours, as if added later."""
+    for key, template in theirs.items():
+        kept = ours.get(key)
+        if kept is None or template < kept:
+            ours[key] = template
+    while len(ours) > MAX_FINGERPRINTS:
+        del ours[max(ours)]
 
 
 def _keep_smallest(values: list[str], value: str, limit: int) -> bool:

@@ -104,6 +104,7 @@ def _components(settings: Settings, phase: str, *, dry_run: bool) -> Components:
         redactor=redactor,
         fields=fields,
         max_message_bytes=settings.max_message_bytes,
+        analysis_workers=settings.analysis_workers,
         baseline_days=settings.baseline_days,
         ingest_lag=timedelta(minutes=settings.ingest_lag_minutes),
         max_catchup_windows=settings.max_catchup_windows,

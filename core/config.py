@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     es_timeout_s: float = Field(60.0, gt=0)
     log_file: Path = Path("demo/logs.ndjson")
     max_message_bytes: int = Field(65536, ge=256)
+    analysis_workers: int = Field(1, ge=1, le=64)  # processes per analysed range (1: the run's own)
 
     # Registry and exports
     registry_dir: Path = Path("var/registry")

@@ -2,7 +2,8 @@
 
 A source yields raw documents (dicts, the `_source` of an Elasticsearch hit or a hit itself) one
 at a time, never the whole range in memory; it counts what it read and what it could not parse in
-`InputStats`. `NdjsonSource` is the embedded source for offline runs and tests.
+`InputStats`. `NdjsonSource` is the embedded source for offline runs and tests. A source can also
+be `split` into parts that together yield what `fetch` yields, each read in a worker process.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import json
 import queue
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
@@ -35,6 +38,12 @@ RETRY_ATTEMPTS = 4
 RETRY_BACKOFF_S = 0.5
 RETRY_BACKOFF_MAX_S = 8.0
 
+SLICE_FIELD = "_seq_no"
+"""What slices of a point in time are cut by (a reader's threads, a split's parts). Not the
+default (contiguous Lucene doc-id ranges): logs are indexed in time order, so one day or window of
+an index lies in one such range and one slice would get all of it. Every document has exactly one
+`_seq_no` per shard, with doc values, and its hash spreads any time range evenly over the slices."""
+
 # The response is reduced to what is read: no _index, _score, shard header or took per hit and page.
 _HITS_ONLY = ["pit_id", "hits.hits._id", "hits.hits._source", "hits.hits.sort"]
 
@@ -43,9 +52,18 @@ class SourceUnavailable(Exception):
     """The log source cannot be read; the message says which and why."""
 
 
+PartFetch = Callable[[InputStats], Iterator[dict]]
+"""Reads one part of a split range, counting into the stats it is given; called in a forked worker."""
+
+
 class Source(Protocol):
     def fetch(self, start: datetime, end: datetime, stats: InputStats) -> Iterator[dict]:
         """Yield the documents whose timestamp lies in [start, end)."""
+        ...
+
+    def split(self, start: datetime, end: datetime, parts: int) -> AbstractContextManager[list[PartFetch]]:
+        """`parts` readers that together yield exactly what `fetch` yields, each document once, each
+        safe to call in its own forked process. Raises NotImplementedError when the source cannot."""
         ...
 
     def describe(self) -> str:
@@ -67,33 +85,86 @@ class NdjsonSource:
         return f"file {self.path}"
 
     def fetch(self, start: datetime, end: datetime, stats: InputStats) -> Iterator[dict]:
-        start, end = utc(start), utc(end)
+        with self._open() as handle:
+            yield from _documents(handle, utc(start), utc(end), stats)
+
+    @contextmanager
+    def split(self, start: datetime, end: datetime, parts: int) -> Iterator[list[PartFetch]]:
+        """Byte ranges of the file: part i reads the lines that start in [size·i/n, size·(i+1)/n) of
+        the stretch that holds the range's lines. That stretch, not the whole file: logs are written
+        in time order, so one day of a longer file lies in one part of it."""
+        first, stop = self._extent(utc(start), utc(end))
+        bounds = [first + (stop - first) * i // parts for i in range(parts + 1)]
+        yield [partial(self.fetch_part, start, end, bounds[i], bounds[i + 1]) for i in range(parts)]
+
+    def fetch_part(
+        self, start: datetime, end: datetime, first: int, stop: int, stats: InputStats
+    ) -> Iterator[dict]:
+        """The documents of [start, end) on the lines that start at a byte offset in [first, stop)."""
+        with self._open() as handle:
+            yield from _documents(_lines_starting_in(handle, first, stop), utc(start), utc(end), stats)
+
+    def _extent(self, start: datetime, end: datetime) -> tuple[int, int]:
+        """[first, stop): from the first to the end of the last line `fetch` would count; (0, 0) if none."""
+        first, stop, position = None, 0, 0
+        with self._open() as handle:
+            for raw in handle:
+                if _counted(raw, start, end):
+                    first = position if first is None else first
+                    stop = position + len(raw)
+                position += len(raw)
+        return (first or 0, stop)
+
+    def _open(self) -> BinaryIO:
         try:
-            handle = self.path.open("rb")
+            return self.path.open("rb")
         except OSError as exc:
             raise SourceUnavailable(f"cannot read log file {self.path}: {exc.strerror}") from None
-        with handle:
-            for raw in handle:
-                if not raw.strip():
-                    continue
-                found = _TIMESTAMP.search(raw)
-                if found and not _in_range(found.group(1), start, end):
-                    continue
-                stats.fetched += 1
-                try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    stats.skip("not_utf8")
-                    continue
-                try:
-                    doc = json.loads(text)
-                except json.JSONDecodeError:
-                    stats.skip("malformed_json")
-                    continue
-                if not isinstance(doc, dict):
-                    stats.skip("not_an_object")
-                    continue
-                yield doc
+
+
+def _lines_starting_in(handle: BinaryIO, first: int, stop: int) -> Iterator[bytes]:
+    """The lines of a binary file that start at an offset in [first, stop), the last one read whole."""
+    position = first
+    if first > 0:
+        # A line starts at `first` only if the byte before it ends a line: skip the rest of the line
+        # that byte belongs to (just that newline, when it is one).
+        handle.seek(first - 1)
+        position = first - 1 + len(handle.readline())
+    for line in handle:
+        if position >= stop:
+            return
+        position += len(line)
+        yield line
+
+
+def _documents(lines: Iterable[bytes], start: datetime, end: datetime, stats: InputStats) -> Iterator[dict]:
+    """The JSON objects of the lines whose timestamp is in [start, end), or cannot be read here."""
+    for raw in lines:
+        if not _counted(raw, start, end):
+            continue
+        stats.fetched += 1
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            stats.skip("not_utf8")
+            continue
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError:
+            stats.skip("malformed_json")
+            continue
+        if not isinstance(doc, dict):
+            stats.skip("not_an_object")
+            continue
+        yield doc
+
+
+def _counted(raw: bytes, start: datetime, end: datetime) -> bool:
+    """A line that is not blank and whose timestamp is in [start, end) or cannot be read here."""
+    if not raw.strip():
+        return False
+    found = _TIMESTAMP.search(raw)
+    return not found or _in_range(found.group(1), start, end)
 
 
 def _in_range(value: bytes, start: datetime, end: datetime) -> bool:
@@ -116,6 +187,9 @@ class ElasticsearchSource:
     and the file path accept exactly the same events. Transient failures (timeouts, 429, 502–504)
     are retried by the client; a search with `search_after` is idempotent, so a retried page is
     the same page.
+
+    `split` hands slice i of n of one PIT to each worker process; a worker reads it with a client of
+    its own from `connect` (a connection pool must not be shared across fork).
     """
 
     def __init__(
@@ -128,8 +202,10 @@ class ElasticsearchSource:
         timestamp_fields: tuple[str, ...] = (),
         keep_alive: str = KEEP_ALIVE,
         endpoint: str = "",
+        connect: Callable[[], Elasticsearch] | None = None,
     ) -> None:
         self.client = client
+        self.connect = connect  # makes a new client, for worker processes
         self.index = index
         self.page_size = page_size
         self.slices = slices
@@ -142,13 +218,14 @@ class ElasticsearchSource:
         from elasticsearch import Elasticsearch
 
         endpoint = settings.es_endpoint() or ""
-        client = Elasticsearch(endpoint, **client_options(settings))
+        options = client_options(settings)
         return cls(
-            client,
+            Elasticsearch(endpoint, **options),
             settings.es_index_pattern,
             page_size=settings.es_page_size,
             slices=settings.es_slices,
             endpoint=endpoint,
+            connect=partial(Elasticsearch, endpoint, **options),
         )
 
     def describe(self) -> str:
@@ -194,13 +271,68 @@ class ElasticsearchSource:
     def fetch(self, start: datetime, end: datetime, stats: InputStats) -> Iterator[dict]:
         from elasticsearch import ApiError, TransportError
 
+        request = self._request(start, end)
+        with self._point_in_time() as pit:
+            readers = [
+                self._slice_pages(self.client, pit, _slice(i, self.slices), request)
+                for i in range(self.slices)
+            ]
+            try:
+                with contextlib.closing(_merge(readers)) as pages:
+                    for page in pages:
+                        stats.fetched += len(page)
+                        yield from page
+            except (ApiError, TransportError) as exc:
+                raise self._failed_while_reading(exc) from None
+
+    @contextmanager
+    def split(self, start: datetime, end: datetime, parts: int) -> Iterator[list[PartFetch]]:
+        """One PIT, opened here and closed when the parts are read; part i reads its slice i of n,
+        sliced by `SLICE_FIELD`."""
+        self._client_factory()  # before a PIT is opened: fails if the workers could not connect
+        with self._point_in_time() as pit:
+            yield [partial(self.fetch_slice, pit, i, parts, start, end) for i in range(parts)]
+
+    def fetch_slice(
+        self, pit: str, slice_id: int, slices: int, start: datetime, end: datetime, stats: InputStats
+    ) -> Iterator[dict]:
+        """Slice `slice_id` of `slices` of an open PIT, read page by page with a new client of its own."""
+        from elasticsearch import ApiError, TransportError
+
+        client = self._client_factory()()
+        try:
+            for page in self._slice_pages(client, pit, _slice(slice_id, slices), self._request(start, end)):
+                stats.fetched += len(page)
+                yield from page
+        except (ApiError, TransportError) as exc:
+            raise self._failed_while_reading(exc) from None
+        finally:
+            client.close()
+
+    def _client_factory(self) -> Callable[[], Elasticsearch]:
+        if self.connect is None:
+            raise NotImplementedError("this Elasticsearch source has no client factory for worker processes")
+        return self.connect
+
+    @contextmanager
+    def _point_in_time(self) -> Iterator[str]:
+        """An open PIT of the index, closed at the end, on errors and when the reader stops early."""
+        from elasticsearch import ApiError, TransportError
+
         try:
             opened = _retrying(self.client.open_point_in_time)(index=self.index, keep_alive=self.keep_alive)
             pit = opened.body["id"]
         except (ApiError, TransportError) as exc:
             raise SourceUnavailable(f"Elasticsearch {self.endpoint} unavailable: {_es_error(exc)}") from None
-        # Built once per range, not once per page.
-        request = {
+        try:
+            yield pit
+        finally:
+            with contextlib.suppress(ApiError, TransportError):  # it expires by itself after keep_alive
+                self.client.close_point_in_time(id=pit)
+
+    def _request(self, start: datetime, end: datetime) -> dict:
+        """The search of every page of the range (built once per range, not once per page)."""
+        return {
             "query": self.query(start, end),
             "sort": ["_shard_doc"],
             "size": self.page_size,
@@ -208,25 +340,16 @@ class ElasticsearchSource:
             "track_total_hits": False,
             "filter_path": _HITS_ONLY,
         }
-        readers = [self._slice_pages(pit, i, request) for i in range(self.slices)]
-        try:
-            with contextlib.closing(_merge(readers)) as pages:
-                for page in pages:
-                    stats.fetched += len(page)
-                    yield from page
-        except (ApiError, TransportError) as exc:
-            raise SourceUnavailable(
-                f"Elasticsearch {self.endpoint} failed while reading: {_es_error(exc)}"
-            ) from None
-        finally:
-            with contextlib.suppress(ApiError, TransportError):  # it expires by itself after keep_alive
-                self.client.close_point_in_time(id=pit)
 
-    def _slice_pages(self, pit: str, slice_id: int, request: dict) -> Iterator[list[dict]]:
+    def _failed_while_reading(self, exc: Exception) -> SourceUnavailable:
+        return SourceUnavailable(f"Elasticsearch {self.endpoint} failed while reading: {_es_error(exc)}")
+
+    def _slice_pages(
+        self, client: Elasticsearch, pit: str, body_slice: dict | None, request: dict
+    ) -> Iterator[list[dict]]:
         """The pages of one slice; each hit keeps `_id` and `_source` (normalize reads both)."""
-        search = _retrying(self.client.search)
+        search = _retrying(client.search)
         after = None
-        body_slice = {"id": slice_id, "max": self.slices} if self.slices > 1 else None
         while True:
             response = search(
                 pit={"id": pit, "keep_alive": self.keep_alive},
@@ -243,6 +366,10 @@ class ElasticsearchSource:
             if len(hits) < self.page_size:
                 return
             after = hits[-1]["sort"]
+
+
+def _slice(slice_id: int, slices: int) -> dict | None:
+    return {"field": SLICE_FIELD, "id": slice_id, "max": slices} if slices > 1 else None
 
 
 def client_options(settings: Settings) -> dict[str, Any]:

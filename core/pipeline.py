@@ -10,19 +10,23 @@ publish. Nothing here knows where logs or state live: the source and the store a
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from core import log, publish
 from core.aggregate import Aggregator
 from core.classify import Classifier
 from core.detect import DetectConfig, critical, detect
-from core.fetch import Source
+from core.fetch import PartFetch, Source
 from core.fingerprint import Fingerprinter
 from core.metrics import RunMetrics, push_run_metrics
 from core.model import (
@@ -68,6 +72,7 @@ class Components:
     k8s_pod: str | None = None
     pushgateway_url: str | None = None
     destinations: publish.Destinations = field(default_factory=publish.Destinations)
+    analysis_workers: int = 1  # processes analysing one range, each a part of it (1: in this process)
 
 
 @dataclass
@@ -103,21 +108,90 @@ class RunOutcome:
 
 def analyse(c: Components, start: datetime, end: datetime) -> RangeResult:
     """fetch → normalize → fingerprint → classify → aggregate, then detect and propagate."""
-    stats = InputStats()
-    aggregator = Aggregator(start, end)
-    classes: dict[str, ProblemClass] = {}
-    docs = c.source.fetch(start, end, stats)
-    for event in normalize(docs, stats, c.fields, c.max_message_bytes):
-        fp = c.fingerprinter.fingerprint(event.message, event.error_type)
-        problem = c.classifier.classify(event, fp)
-        classes.setdefault(problem.id, problem)
-        aggregator.add(event, fp, problem)
-    analysis = aggregator.result(stats)
+    if c.analysis_workers > 1:
+        counted = _aggregate_in_workers(c, start, end)
+    else:
+        counted = _aggregate(c, start, end, partial(c.source.fetch, start, end))
+    analysis = counted.aggregator.result(counted.stats)
     history = c.store.history(start - timedelta(days=c.baseline_days), start)
     states = _with_registry_status(c.store.problem_states(before=start), c.registry)
     detection = detect(analysis, history, states, c.detect_config)
     chains = propagate(analysis, c.propagate_config)
-    return RangeResult(analysis, detection, chains, states, classes)
+    return RangeResult(analysis, detection, chains, states, counted.classes)
+
+
+@dataclass
+class _Counted:
+    """What the hot loop folded from (a part of) a range: small, so a worker can send it back."""
+
+    aggregator: Aggregator
+    stats: InputStats
+    classes: dict[str, ProblemClass]
+
+    def merge(self, later: _Counted) -> None:
+        """Add a later part's counts (in part order, so first-seen choices are the single process's)."""
+        self.aggregator.merge(later.aggregator)
+        self.stats.fetched += later.stats.fetched
+        self.stats.accepted += later.stats.accepted
+        self.stats.truncated += later.stats.truncated
+        for reason, n in later.stats.skipped.items():
+            self.stats.skipped[reason] = self.stats.skipped.get(reason, 0) + n
+        for problem_id, problem in later.classes.items():
+            self.classes.setdefault(problem_id, problem)
+
+
+def _aggregate(c: Components, start: datetime, end: datetime, fetch: PartFetch) -> _Counted:
+    """The hot loop over the documents `fetch` yields."""
+    counted = _Counted(Aggregator(start, end), InputStats(), {})
+    aggregator, classes = counted.aggregator, counted.classes
+    for event in normalize(fetch(counted.stats), counted.stats, c.fields, c.max_message_bytes):
+        fp = c.fingerprinter.fingerprint(event.message, event.error_type)
+        problem = c.classifier.classify(event, fp)
+        classes.setdefault(problem.id, problem)
+        aggregator.add(event, fp, problem)
+    return counted
+
+
+# What the forked workers analyse: set just before the pool forks them, which copies it.
+_PARTS: tuple[Components, datetime, datetime, list[PartFetch]] | None = None
+
+
+def _aggregate_in_workers(c: Components, start: datetime, end: datetime) -> _Counted:
+    """The hot loop in one forked process per part of the source, their counts merged here in part
+    order. Workers send back only their counts, never events; a worker's error is raised here.
+    Where no process can be forked or the source cannot be split, the range is analysed here."""
+    global _PARTS
+    try:
+        fork = multiprocessing.get_context("fork")
+        with c.source.split(start, end, c.analysis_workers) as parts:
+            _PARTS = (c, start, end, parts)
+            try:
+                with ProcessPoolExecutor(len(parts), mp_context=fork, initializer=_detach_store) as pool:
+                    futures = [pool.submit(_aggregate_part, i) for i in range(len(parts))]
+                    counted = [future.result() for future in futures]
+            except BrokenProcessPool as exc:
+                raise RuntimeError(f"an analysis worker died: {exc}") from None
+            finally:
+                _PARTS = None
+    except (ValueError, NotImplementedError, BlockingIOError) as exc:
+        log.get().warning("analysing in one process", analysis_workers=c.analysis_workers, reason=str(exc))
+        return _aggregate(c, start, end, partial(c.source.fetch, start, end))
+    merged = counted[0]
+    for later in counted[1:]:
+        merged.merge(later)
+    return merged
+
+
+def _detach_store() -> None:
+    """In a worker: the parent's pooled database connections must be neither used nor closed."""
+    assert _PARTS is not None
+    _PARTS[0].store.engine.dispose(close=False)
+
+
+def _aggregate_part(index: int) -> _Counted:
+    assert _PARTS is not None
+    c, start, end, parts = _PARTS
+    return _aggregate(c, start, end, parts[index])
 
 
 def backfill(c: Components, days: list[date], output: Path, *, dry_run: bool, now: datetime) -> RunOutcome:
