@@ -474,34 +474,24 @@ def csv_text(value: object) -> object:
 
 
 def report_to_csv(report: Report) -> str:
-    """One row per problem, in rank order; list fields joined with "; "."""
+    """One row per problem, in rank order: the JSON record's columns, list fields joined with "; "."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for rank, problem in enumerate(report.problems, start=1):
-        row = {
-            "rank": rank,
-            "id": problem.id,
-            "category": problem.category,
-            "flow": problem.flow,
-            "error_class": problem.error_class,
-            "severity": problem.severity,
-            "status": problem.status,
-            "score": problem.score,
-            "count": problem.count,
-            "first_seen": isoformat(problem.first_seen),
-            "last_seen": isoformat(problem.last_seen),
-            "known_since": isoformat(problem.known_since) if problem.known_since else "",
-            "namespaces": CSV_LIST_SEPARATOR.join(problem.namespaces),
-            "workloads": CSV_LIST_SEPARATOR.join(map(str, problem.workloads)),
-            "findings": CSV_LIST_SEPARATOR.join(problem.finding_kinds),
-            "sample": problem.sample,
-            "remediation": CSV_LIST_SEPARATOR.join(problem.remediation),
-            "owner": problem.owner or "",
-            "ticket": problem.ticket or "",
-        }
-        writer.writerow({column: csv_text(value) for column, value in row.items()})
+        record = _problem_to_dict(rank, problem)
+        record["workloads"] = [f"{w['kind']}/{w['namespace']}/{w['name']}" for w in record["workloads"]]
+        record["findings"] = problem.finding_kinds
+        writer.writerow({column: csv_text(_csv_cell(record[column])) for column in CSV_COLUMNS})
     return buffer.getvalue()
+
+
+def _csv_cell(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return CSV_LIST_SEPARATOR.join(map(str, value))
+    return value
 
 
 # ----------------------------------------------------------------------------------------------- TXT
