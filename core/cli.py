@@ -70,11 +70,11 @@ def _components(settings: Settings, phase: str, *, dry_run: bool) -> Components:
         detect_config = overrides(DetectConfig(), "DETECT")
     except (TaxonomyError, ConfigError, OSError, ValueError) as exc:
         raise SettingError(str(exc)) from None
-    endpoint = settings.es_endpoint()
-    if endpoint is not None:
+    fields = _layout(settings)
+    if settings.es_endpoint() is not None:
         from core.fetch import ElasticsearchSource  # only the production path needs the client
 
-        source = ElasticsearchSource.from_settings(settings)
+        source = ElasticsearchSource.from_settings(settings, fields)
     else:
         if not settings.log_file.is_file():
             raise SettingError(
@@ -82,7 +82,6 @@ def _components(settings: Settings, phase: str, *, dry_run: bool) -> Components:
                 "(set ES_URL for Elasticsearch, or run `log-analyzer demo` to generate demo logs)"
             )
         source = NdjsonSource(settings.log_file)
-    fields = None if settings.es_field_preset == "auto" else FieldMap.preset(settings.es_field_preset)
     try:
         redactor = Redactor(settings.redact_patterns)
     except ValueError as exc:
@@ -151,6 +150,18 @@ def _destinations(settings: Settings, phase: str, *, dry_run: bool) -> publish.D
         alert_repeat=timedelta(minutes=settings.alert_repeat_minutes),
         dry_run=dry_run,
     )
+
+
+def _layout(settings: Settings) -> FieldMap | None:
+    """The document layout: detected per document (`auto`), or a preset with ES_FIELD_MAP's paths."""
+    if settings.es_field_preset == "auto":
+        if settings.es_field_map:
+            raise SettingError("ES_FIELD_MAP overrides a layout: set ES_FIELD_PRESET to ecs or fluent-bit")
+        return None
+    try:
+        return FieldMap.preset(settings.es_field_preset).override(settings.es_field_map)
+    except ValueError as exc:
+        raise SettingError(f"ES_FIELD_MAP: {exc}") from None
 
 
 def _open_store(settings: Settings, *, dry_run: bool) -> Store:

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     es_ca_certs: Path | None = None
     es_index_pattern: str = "logs-*"
     es_field_preset: typing.Literal["auto", "ecs", "fluent-bit"] = "auto"
+    es_field_map: dict[str, str] = Field(default_factory=dict)  # field → path(s), over ES_FIELD_PRESET
     es_page_size: int = Field(2000, ge=100, le=10000)
     es_slices: int = Field(2, ge=1, le=32)
     es_timeout_s: float = Field(60.0, gt=0)

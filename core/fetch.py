@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
 
     from core.config import Settings
+    from core.normalize import FieldMap
 
 KEEP_ALIVE = "2m"
 """How long a PIT lives between two pages of a slice: a page is consumed in seconds, and a crashed run's
@@ -203,8 +204,10 @@ class ElasticsearchSource:
         keep_alive: str = KEEP_ALIVE,
         endpoint: str = "",
         connect: Callable[[], Elasticsearch] | None = None,
+        layout: FieldMap | None = None,
     ) -> None:
         self.client = client
+        self.layout = layout  # the field paths to query and read; None: every preset's
         self.connect = connect  # makes a new client, for worker processes
         self.index = index
         self.page_size = page_size
@@ -214,7 +217,7 @@ class ElasticsearchSource:
         self.endpoint = endpoint
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ElasticsearchSource:
+    def from_settings(cls, settings: Settings, layout: FieldMap | None = None) -> ElasticsearchSource:
         from elasticsearch import Elasticsearch
 
         endpoint = settings.es_endpoint() or ""
@@ -226,15 +229,22 @@ class ElasticsearchSource:
             slices=settings.es_slices,
             endpoint=endpoint,
             connect=partial(Elasticsearch, endpoint, **options),
+            layout=layout,
         )
 
     def describe(self) -> str:
         return f"Elasticsearch {self.endpoint} index {self.index}"
 
-    def query(self, start: datetime, end: datetime) -> dict:
-        from core.normalize import ERROR_LEVELS, PRESETS
+    def _layouts(self) -> list[FieldMap]:
+        from core.normalize import PRESETS
 
-        level_fields = sorted({f for preset in PRESETS.values() for f in preset.level})
+        return [self.layout] if self.layout is not None else list(PRESETS.values())
+
+    def query(self, start: datetime, end: datetime) -> dict:
+        from core.normalize import ERROR_LEVELS
+
+        layouts = self._layouts()
+        level_fields = sorted({f for layout in layouts for f in layout.level})
         levels = [
             {"term": {f: {"value": level, "case_insensitive": True}}}
             for f in level_fields
@@ -244,15 +254,13 @@ class ElasticsearchSource:
         # Fluent Bit documents may carry only `time`: the range covers every timestamp field the
         # layouts know, as normalize and the file source do.
         bounds = {"gte": _es_time(start), "lt": _es_time(end)}
-        fields = self.timestamp_fields or sorted({f for preset in PRESETS.values() for f in preset.timestamp})
+        fields = self.timestamp_fields or sorted({f for layout in layouts for f in layout.timestamp})
         time_range = {"bool": {"should": [{"range": {f: bounds}} for f in fields], "minimum_should_match": 1}}
         return {"bool": {"filter": [time_range], "should": [*levels, no_level], "minimum_should_match": 1}}
 
     def source_fields(self) -> list[str]:
-        from core.normalize import PRESETS
-
         paths = set()
-        for preset in PRESETS.values():
+        for preset in self._layouts():
             for name in (
                 "timestamp",
                 "namespace",

@@ -331,3 +331,28 @@ def test_an_unreachable_database_is_a_clear_error_and_tells_monitoring(demo_file
     assert "127.0.0.1" in result.output and "fake-password" not in result.output
     lines = gateway.lines("/metrics/job/ai_log_analyzer/phase/backfill")
     assert "ai_log_analyzer_db_up 0.0" in lines and "ai_log_analyzer_run_success 0.0" in lines
+
+
+def test_field_paths_are_configurable_over_a_preset(tmp_path):
+    log_file = tmp_path / "custom.ndjson"
+    doc = {
+        "@timestamp": "2026-02-09T08:00:00Z",
+        "msg": "ERROR settlement 42 failed for merchant 7",
+        "kubernetes": {"namespace": "batch-processing", "pod": {"name": "settlement-7d9fbc5d8b-x2k4q"}},
+    }
+    log_file.write_text(json.dumps(doc) + "\n")
+    env = environment(tmp_path, log_file) | {"ES_FIELD_PRESET": "ecs", "ES_FIELD_MAP": '{"message": "msg"}'}
+    result = run(backfill_command, ["--days", "1", "--output", str(tmp_path / "r"), "--now", NOW], env)
+    assert result.exit_code == 0, result.output
+    assert (
+        "Events fetched: 1" in result.output
+        and "skipped" not in result.output.split("Events fetched")[1].split("\n")[0]
+    )
+
+
+def test_a_field_map_without_a_preset_names_the_settings(demo_file, tmp_path):
+    path, _ = demo_file
+    env = environment(tmp_path, path) | {"ES_FIELD_MAP": '{"message": "msg"}'}
+    result = CliRunner().invoke(backfill_command, ["--days", "1", "--now", NOW], env=env)
+    assert result.exit_code == 2
+    assert "ES_FIELD_MAP" in result.output and "ES_FIELD_PRESET" in result.output

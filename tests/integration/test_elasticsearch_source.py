@@ -282,3 +282,22 @@ def test_an_unreachable_node_is_a_clear_error() -> None:
     settings = Settings(_env_file=None, es_url="http://127.0.0.1:9", es_timeout_s=2)
     with pytest.raises(SourceUnavailable, match="unavailable"):
         list(ElasticsearchSource.from_settings(settings).fetch(START, END, InputStats()))
+
+
+def test_configured_field_paths_are_queried_and_read(es_client: Elasticsearch, index_documents) -> None:
+    from core.normalize import FieldMap
+
+    layout = FieldMap.preset("ecs").override({"message": "msg", "level": "severity_text"})
+    inside = {
+        "@timestamp": (START + timedelta(minutes=5)).isoformat().replace("+00:00", "Z"),
+        "msg": "payment event 1 failed",
+        "severity_text": "ERROR",
+        "kubernetes": {"namespace": "payments", "pod": {"name": "payments-api-7d9fbc5d8b-x2k4q"}},
+    }
+    info = inside | {"msg": "payment event 2 ok", "severity_text": "INFO"}
+    index = index_documents([inside, info])
+    source = ElasticsearchSource(es_client, index, page_size=10, slices=1, layout=layout)
+    hits = list(source.fetch(START, END, InputStats()))
+    assert [h["_source"]["msg"] for h in hits] == ["payment event 1 failed"]  # the INFO line is not fetched
+    events = list(normalize(hits, InputStats(), layout))
+    assert [e.message for e in events] == ["payment event 1 failed"]
