@@ -117,6 +117,9 @@ def analyse(c: Components, start: datetime, end: datetime) -> RangeResult:
     states = _with_registry_status(c.store.problem_states(before=start), c.registry)
     detection = detect(analysis, history, states, c.detect_config)
     chains = propagate(analysis, c.propagate_config)
+    # Per-minute counts serve burst detection only; a backfill keeps every day's result until its
+    # report, so they are released here rather than held for each day.
+    analysis.minute_counts = {}
     return RangeResult(analysis, detection, chains, states, counted.classes)
 
 
