@@ -142,7 +142,6 @@ class Attempts:
 
     result: DeliveryResult
     attempts: int
-    waited_s: float
 
 
 @dataclass(frozen=True)
@@ -181,4 +180,4 @@ class RetryPolicy:
         )
         result = retrying(send)
         statistics = retrying.statistics
-        return Attempts(result, statistics.get("attempt_number", 1), statistics.get("idle_for", 0.0))
+        return Attempts(result, statistics.get("attempt_number", 1))
