@@ -215,8 +215,10 @@ def canonical(template: str) -> str:
 
 
 def _key(exception_type: str | None, template: str) -> str:
-    payload = f"v{MASKING_RULES_VERSION}\x1f{exception_type or ''}\x1f{canonical(template)}".encode()
-    return hashlib.blake2b(payload, digest_size=KEY_HEX_CHARS // 2).hexdigest()
+    payload = f"v{MASKING_RULES_VERSION}\x1f{exception_type or ''}\x1f{canonical(template)}"
+    # surrogatepass: any str has a key, also one with a lone surrogate; valid text encodes as before.
+    data = payload.encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(data, digest_size=KEY_HEX_CHARS // 2).hexdigest()
 
 
 def _exception_line(message: str) -> tuple[str | None, str]:

@@ -203,6 +203,7 @@ def to_event(
     if not isinstance(message, str) or not message.strip():
         stats.skip("missing_message")
         return None
+    message = valid_text(message)
     # A UTF-8 character is at most 4 bytes, so most messages need no encoding to be measured.
     if len(message) * 4 > max_message_bytes and len(message.encode("utf-8", "replace")) > max_message_bytes:
         stats.skip("message_too_large")
@@ -286,6 +287,7 @@ def detect_layout(flat: Mapping[str, Any]) -> FieldMap:
     return ECS
 
 
+_NUMBER = re.compile(r"-?\d+(\.\d+)?")
 _EPOCH_MILLIS_FROM = 100_000_000_000  # 1973 in millis, 5138 in seconds: larger numbers are millis
 
 
@@ -293,7 +295,7 @@ def parse_timestamp(value: Any) -> datetime | None:
     """An aware UTC datetime from an ISO-8601 string (Z, offset or naive = UTC) or epoch millis/seconds."""
     if isinstance(value, str):
         text = value.strip()
-        if re.fullmatch(r"-?\d+(\.\d+)?", text):
+        if _NUMBER.fullmatch(text):
             value = float(text)
         else:
             try:
@@ -309,6 +311,17 @@ def parse_timestamp(value: Any) -> datetime | None:
         return None
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_text(text: str) -> str:
+    """`text` with lone UTF-16 surrogates written as U+FFFD. JSON can carry them (`"\\ud800"`, e.g. from
+    a string cut in the middle of an emoji), and no file, database or web page takes them as UTF-8."""
+    if text.isascii() or _LONE_SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f\ufffd]")
 
 
@@ -316,6 +329,8 @@ def is_binary(message: str) -> bool:
     """True for NUL bytes or a message of which more than a tenth is control or undecodable characters."""
     if "\x00" in message:
         return True
+    if _CONTROL.search(message) is None:  # the common case, without building a list
+        return False
     return len(_CONTROL.findall(message)) * 10 > len(message)
 
 
@@ -358,7 +373,7 @@ def pod_labels(flat: Mapping[str, Any], paths: Sequence[str]) -> dict[str, str]:
         prefix = path + "."
         for key, value in flat.items():
             if key.startswith(prefix) and _is_scalar(value):
-                labels[label_key(key[len(prefix) :])] = str(value)
+                labels[label_key(key[len(prefix) :])] = valid_text(str(value))
     return labels
 
 
@@ -505,7 +520,7 @@ def _first(flat: Mapping[str, Any], paths: Sequence[str]) -> Any:
 def _text(flat: Mapping[str, Any], paths: Sequence[str]) -> str | None:
     """The first of `paths` holding a string (numbers are accepted as text), stripped; None otherwise."""
     value = _first(flat, paths)
-    return (str(value).strip() or None) if _is_scalar(value) else None
+    return (valid_text(str(value).strip()) or None) if _is_scalar(value) else None
 
 
 def _is_scalar(value: Any) -> bool:

@@ -287,3 +287,11 @@ def test_digits_in_exception_names_are_not_blinded_by_the_cache() -> None:
     assert two.exception_type != three.exception_type
     assert two.key != three.key
     assert Fingerprinter().fingerprint(trace.format(v=3)).key == three.key  # same with a cold cache
+
+
+def test_a_message_with_a_lone_surrogate_has_a_key():
+    # normalize replaces lone surrogates, but the `log-analyzer fingerprint` filter reads raw lines.
+    assert (
+        fingerprint("card \ud83d declined for user 42").key
+        == fingerprint("card \ud83d declined for user 7").key
+    )

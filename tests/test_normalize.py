@@ -1,5 +1,6 @@
 """Tests for core.normalize: both layouts, every skip reason, timestamps and workload attribution."""
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -178,6 +179,20 @@ def test_stream_continues_after_bad_documents():
     events = list(normalize([ecs_doc(), None, ecs_doc(message=""), ecs_doc()], stats))
     assert len(events) == 2 and stats.accepted == 2
     assert stats.skipped == {"not_an_object": 1, "missing_message": 1}
+
+
+def test_lone_surrogates_from_json_escapes_become_replacement_characters():
+    # `json.loads('"\\ud83d"')` gives a lone surrogate: a string cut inside an emoji by the logging app.
+    doc = json.loads(
+        '{"@timestamp": "2024-11-14T10:15:30Z", "message": "ERROR payment failed \\ud83d", "kubernetes": '
+        '{"namespace": "card\\udc00", "pod": {"name": "api-\\ud800"}, "labels": {"app": "x\\ud83d"}}}'
+    )
+    event, stats = one(doc)
+    assert stats.accepted == 1
+    assert event.message == "ERROR payment failed \ufffd"
+    assert (event.namespace, event.pod, event.app) == ("card\ufffd", "api-\ufffd", "x\ufffd")
+    # A proper pair stays the character it encodes.
+    assert one(ecs_doc(message=json.loads('"ERROR \\ud83d\\ude00"')))[0].message == "ERROR \U0001f600"
 
 
 def test_ansi_colours_are_not_binary():
