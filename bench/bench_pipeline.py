@@ -7,6 +7,11 @@ while its document count matches, then measures in one run:
 from Elasticsearch and from the NDJSON file, with `--workers` as ANALYSIS_WORKERS. Prints a Markdown
 table and appends JSON to results.jsonl.
 
+With each figure goes the CPU it cost per document: the Python side's own (this process for the bare
+fetch, the backfill and its workers for a run) and the Elasticsearch node's (its process CPU from the
+nodes stats API, before and after). On a machine whose cores the node shares, no run can go faster than
+cores / (CPU per document of both): that bound is printed next to the measured rate.
+
     python3 bench/bench_pipeline.py --n 100000
     python3 bench/bench_pipeline.py --n 100000 --fetch-repeat 1 --workers 2
     python3 bench/bench_pipeline.py --n 1000000 --fetch-repeat 2
@@ -56,6 +61,8 @@ class FetchRate:
     docs: int
     best_per_s: float
     median_per_s: float
+    own_cpu_us: float = 0.0  # CPU of this process per document, the best round's
+    es_cpu_us: float = 0.0  # CPU of the Elasticsearch node per document, the best round's
 
 
 @dataclass
@@ -67,6 +74,8 @@ class BackfillRun:
     events_per_s: float
     peak_rss_mb: float  # the largest of the backfill process and its analysis workers
     workers: int = 1
+    own_cpu_us: float = 0.0  # CPU of the backfill and its workers per event
+    es_cpu_us: float = 0.0  # CPU of the Elasticsearch node per event during the run
 
 
 def demo_file(work: Path, n: int) -> Path:
@@ -136,19 +145,38 @@ def fetch_rates(
         f"PIT slices={settings.es_slices} page={settings.es_page_size}": pit,
         "helpers.scan": helpers_scan,
     }
-    runs: dict[str, list[float]] = {name: [] for name in strategies}
+    runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in strategies}
     docs: dict[str, int] = {}
     for _ in range(repeat):
         for name, count in strategies.items():
-            began = time.perf_counter()
+            es_before, cpu_before, began = es_cpu_ms(client), time.process_time(), time.perf_counter()
             docs[name] = count()
-            runs[name].append(docs[name] / (time.perf_counter() - began))
-    return [FetchRate(name, docs[name], max(r), statistics.median(r)) for name, r in runs.items()]
+            wall, own = time.perf_counter() - began, time.process_time() - cpu_before
+            es = (es_cpu_ms(client) - es_before) / 1000
+            runs[name].append((docs[name] / wall, own * 1e6 / docs[name], es * 1e6 / docs[name]))
+    rates = []
+    for name, r in runs.items():
+        best = max(r)
+        rates.append(
+            FetchRate(name, docs[name], best[0], statistics.median(x[0] for x in r), best[1], best[2])
+        )
+    return rates
 
 
-def backfill(env: dict[str, str], label: str, workers: int) -> BackfillRun:
+def es_cpu_ms(client: Elasticsearch) -> int:
+    """CPU milliseconds the Elasticsearch nodes' processes used so far."""
+    stats = client.nodes.stats(metric="process", filter_path="nodes.*.process.cpu.total_in_millis")
+    return sum(node["process"]["cpu"]["total_in_millis"] for node in stats.body["nodes"].values())
+
+
+def cpu_bound(own_us: float, es_us: float) -> float:
+    """The most documents per second this machine's cores can give when each costs that much CPU."""
+    return (os.cpu_count() or 1) * 1e6 / (own_us + es_us)
+
+
+def backfill(env: dict[str, str], label: str, workers: int, es: Elasticsearch) -> BackfillRun:
     """One real `backfill` over the demo days in a fresh process; peak RSS from that process alone
-    (RUSAGE_CHILDREN: the largest of it and its workers)."""
+    (RUSAGE_CHILDREN: the largest of it and its workers), CPU of it and its workers, and the node's."""
     with tempfile.TemporaryDirectory(prefix="bench-backfill-") as tmp:
         run_env = {
             **os.environ,
@@ -177,18 +205,31 @@ def backfill(env: dict[str, str], label: str, workers: int) -> BackfillRun:
             "t = time.perf_counter(); p = subprocess.run(sys.argv[1:], capture_output=True, text=True);"
             "w = time.perf_counter() - t;"
             "sys.stdout.write(p.stdout); sys.stderr.write(p.stderr[-2000:]);"
-            "print(f'@@ {p.returncode} {w} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}')"
+            "u = resource.getrusage(resource.RUSAGE_CHILDREN);"
+            "print(f'@@ {p.returncode} {w} {u.ru_maxrss} {u.ru_utime + u.ru_stime}')"
         )
+        es_before = es_cpu_ms(es)
         done = subprocess.run(
             [sys.executable, "-c", wrapper, *command], env=run_env, capture_output=True, text=True
         )
-    code, wall, rss_kb = done.stdout.rsplit("@@ ", 1)[1].split()
+        es_s = (es_cpu_ms(es) - es_before) / 1000
+    code, wall, rss_kb, cpu_s = done.stdout.rsplit("@@ ", 1)[1].split()
     if code != "0":
         raise SystemExit(f"backfill from {label} failed ({code}):\n{done.stdout}\n{done.stderr}")
     events = int(_FETCHED.search(done.stdout).group(1))
     found = _DURATION.search(done.stdout)
     run_s = float(found.group(1)) if found else float(wall)
-    return BackfillRun(label, events, float(wall), run_s, events / float(wall), int(rss_kb) / 1024, workers)
+    return BackfillRun(
+        label,
+        events,
+        float(wall),
+        run_s,
+        events / float(wall),
+        int(rss_kb) / 1024,
+        workers,
+        float(cpu_s) * 1e6 / events,
+        es_s * 1e6 / events,
+    )
 
 
 def machine() -> str:
@@ -227,25 +268,40 @@ def main() -> None:
 
     print(f"\n{machine()}; N = {lines} documents in {index}\n", flush=True)
     rates = fetch_rates(settings, index, start, end, args.fetch_repeat)
-    print("| fetch strategy | docs | best docs/s | median docs/s |\n|---|---:|---:|---:|")
+    print(
+        "| fetch strategy | docs | best docs/s | median docs/s | CPU µs/doc: Python | Elasticsearch "
+        "| CPU bound docs/s |\n|---|---:|---:|---:|---:|---:|---:|"
+    )
     for r in rates:
-        print(f"| {r.strategy} | {r.docs} | {r.best_per_s:,.0f} | {r.median_per_s:,.0f} |", flush=True)
+        print(
+            f"| {r.strategy} | {r.docs} | {r.best_per_s:,.0f} | {r.median_per_s:,.0f} | {r.own_cpu_us:.1f} "
+            f"| {r.es_cpu_us:.1f} | {cpu_bound(r.own_cpu_us, r.es_cpu_us):,.0f} |",
+            flush=True,
+        )
 
     runs: list[BackfillRun] = []
     if not args.skip_backfill:
-        es_env = {"ES_URL": args.es_url, "ES_INDEX_PATTERN": index}
-        runs.append(backfill(es_env, "Elasticsearch", args.workers))
-        runs.append(backfill({"LOG_FILE": str(path), "ES_URL": "", "ES_HOST": ""}, "NDJSON", args.workers))
-        print("\n| backfill from | workers | events | wall s | run s | events/s | peak RSS MB |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
+        with Elasticsearch(args.es_url, request_timeout=60) as es:
+            es_env = {"ES_URL": args.es_url, "ES_INDEX_PATTERN": index}
+            runs.append(backfill(es_env, "Elasticsearch", args.workers, es))
+            file_env = {"LOG_FILE": str(path), "ES_URL": "", "ES_HOST": ""}
+            runs.append(backfill(file_env, "NDJSON", args.workers, es))
+        print(
+            "\n| backfill from | workers | events | wall s | run s | events/s | peak RSS MB "
+            "| CPU µs/event: pipeline | Elasticsearch | CPU bound events/s |"
+        )
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for b in runs:
             print(
                 f"| {b.source} | {b.workers} | {b.events} | {b.wall_s:.1f} | {b.run_s:.1f} "
-                f"| {b.events_per_s:,.0f} | {b.peak_rss_mb:.0f} |"
+                f"| {b.events_per_s:,.0f} | {b.peak_rss_mb:.0f} | {b.own_cpu_us:.1f} | {b.es_cpu_us:.1f} "
+                f"| {cpu_bound(b.own_cpu_us, b.es_cpu_us):,.0f} |"
             )
         bare = rates[0].best_per_s
         print(
-            f"\nend-to-end from Elasticsearch / bare fetch = {runs[0].events_per_s / bare:.2f} (target ≥ 0.8)"
+            f"\nend-to-end from Elasticsearch / bare fetch = {runs[0].events_per_s / bare:.2f} "
+            f"(target ≥ 0.8); the most these CPU costs allow on {os.cpu_count()} cores: "
+            f"{cpu_bound(runs[0].own_cpu_us, runs[0].es_cpu_us) / bare:.2f}"
         )
 
     with (args.work / "results.jsonl").open("a") as out:
