@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from core import demo, log, publish
+from core import log, publish
 from core.classify import Classifier, FlowMap, Taxonomy, TaxonomyError
 from core.config import ConfigError, Settings, load_settings, masked_url, overrides
 from core.detect import DetectConfig
@@ -336,6 +336,8 @@ main.add_command(regular_phase_command, "regular-phase")
 @_now_option
 def demo_command(output, days, seed, scale, now) -> None:
     """Generate realistic demo logs (NDJSON, as Elasticsearch stores them) with planted incidents."""
+    from core import demo  # the generator is only this command's: the phases do not import it
+
     end_day = _now(now).date() - timedelta(days=1)
     manifest = demo.generate(output, end_day, days=days, seed=seed, scale=scale)
     manifest_path = output.with_suffix(".manifest.json")

@@ -17,21 +17,23 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import filelock
-import psycopg
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from psycopg import sql as psycopg_sql
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
 from core.model import WINDOW, History, Incident, Peak, ProblemRecord, ProblemState, utc, window_start
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+SCHEMA_REVISION = "0002"
+"""The newest migration (tests/test_store.py checks it is Alembic's head). A SQLite store already at it
+is not migrated when opened: that spares every run importing Alembic."""
 DAY = timedelta(days=1)
 MAX_TEMPLATES = 10
 """Templates kept per problem, the most frequent first."""
@@ -273,8 +275,9 @@ class Store:
 
     @classmethod
     def from_url(cls, url: str, *, migrate: bool | None = None) -> Store:
-        """Open the database at `url`; SQLite is migrated by default, PostgreSQL only when asked
-        (there the DDL user runs `log-analyzer migrate`). Unreachable → `StoreUnavailable`."""
+        """Open the database at `url`; SQLite is migrated by default when behind the newest schema,
+        PostgreSQL only when asked (there the DDL user runs `log-analyzer migrate`). Unreachable →
+        `StoreUnavailable`."""
         parsed = make_url(url)
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
@@ -282,7 +285,7 @@ class Store:
         store = cls(_sqlite_engine(parsed) if sqlite else _server_engine(parsed))
         with store._connect():
             pass
-        if sqlite if migrate is None else migrate:
+        if migrate or (migrate is None and sqlite and store._revision() != SCHEMA_REVISION):
             store.migrate()
         return store
 
@@ -310,6 +313,8 @@ class Store:
 
     def migrate(self, role: str | None = None) -> None:
         """Upgrade the schema to the newest migration (`role`: PostgreSQL role to own the objects)."""
+        from alembic import command  # imported only when migrating: most runs open an up-to-date schema
+
         config = alembic_config()
         path = self._sqlite_path()
         # Two processes opening a new SQLite file at once must not both create the tables.
@@ -323,6 +328,13 @@ class Store:
         except sa.exc.DBAPIError as exc:
             # Typically a user without DDL rights (the application user): one line, not a traceback.
             raise StoreError(self._describe(exc, "migration failed")) from exc
+
+    def _revision(self) -> str | None:
+        """The schema's Alembic revision; None before the first migration."""
+        with self._connect() as conn:
+            if not sa.inspect(conn).has_table("alembic_version"):
+                return None
+            return conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
 
     # --- the phase lock --------------------------------------------------------------------
 
@@ -700,6 +712,8 @@ class Store:
 def alembic_config() -> Config:
     """Alembic configured for `migrations/` without an alembic.ini; pass a connection in
     `config.attributes["connection"]` (migrations/env.py needs one)."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
@@ -792,6 +806,10 @@ def _insert(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]
     if dialect.name != "postgresql":
         conn.execute(sa.insert(table), rows)
         return
+    # Imported here, as SQLAlchemy imports its driver: a run on SQLite never loads psycopg.
+    import psycopg
+    from psycopg import sql as psycopg_sql
+
     # COPY bypasses SQLAlchemy's statement compiling, so the column types' bind processing
     # (UTC datetimes, JSON documents) is applied here, exactly as an INSERT would apply it.
     columns = [

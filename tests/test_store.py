@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.script import ScriptDirectory
 
 from core.model import WINDOW, Incident, Peak
-from core.store import LockHeld, Store, StoreUnavailable, alembic_config
+from core.store import SCHEMA_REVISION, LockHeld, Store, StoreUnavailable, alembic_config
 
 DAY0 = datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -90,6 +91,36 @@ def test_reopening_a_migrated_database_keeps_its_data(sqlite_url: str) -> None:
         first.replace_range(DAY0, DAY0 + WINDOW, [incident()], [], None, "regular_phase")
     with Store.from_url(sqlite_url) as again:
         assert again.last_processed_window() == DAY0
+
+
+def test_schema_revision_is_the_newest_migration() -> None:
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == SCHEMA_REVISION
+
+
+def test_an_up_to_date_sqlite_store_opens_without_migrating(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Store.from_url(sqlite_url).close()
+
+    def refuse(self: Store, role: str | None = None) -> None:
+        raise AssertionError("migrated again")
+
+    monkeypatch.setattr(Store, "migrate", refuse)
+    with Store.from_url(sqlite_url) as again:
+        assert again.last_processed_window() is None
+
+
+def test_a_sqlite_store_behind_the_newest_schema_is_migrated_when_opened(sqlite_url: str) -> None:
+    with Store.from_url(sqlite_url, migrate=False) as old, old.engine.begin() as conn:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+    with Store.from_url(sqlite_url) as opened:
+        tables = set(sa.inspect(opened.engine).get_table_names())
+        with opened.engine.connect() as conn:
+            version = conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
+    assert "outbox" in tables
+    assert version == SCHEMA_REVISION
 
 
 def test_in_memory_store_works_for_dry_runs() -> None:

@@ -4,7 +4,11 @@ delivered by one channel per module behind one retry policy (see docs/publishing
 render → (files copy) → outbox → deliver: claim → send with retries → record.
 """
 
-from core.publish.confluence import ConfluenceChannel
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from core.publish.delivery import Attachment, Channel, DeliveryResult, Message, RetryPolicy
 from core.publish.files import FileChannel
 from core.publish.outbox import Outbox, OutboxItem
@@ -29,7 +33,22 @@ from core.publish.render import (
     trend_chart_png,
 )
 from core.publish.stored_report import ReportFileError, load_report
-from core.publish.teams import TeamsChannel
+
+if TYPE_CHECKING:
+    from core.publish.confluence import ConfluenceChannel
+    from core.publish.teams import TeamsChannel
+
+# A channel's module is imported when the channel is first used: the client libraries (atlassian,
+# requests, pymsteams) take a quarter of a second to import, and a run needs only those of the
+# channels it is configured for (the regular phase never uses Confluence).
+_CHANNELS = {"ConfluenceChannel": "core.publish.confluence", "TeamsChannel": "core.publish.teams"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CHANNELS:
+        return getattr(importlib.import_module(_CHANNELS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AlertContext",

@@ -12,9 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import requests
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -25,6 +24,9 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
+
+if TYPE_CHECKING:
+    import requests
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,8 @@ def http_failure(
 def connection_failure(exc: requests.RequestException, what: str) -> DeliveryResult:
     """A request that got no answer. Its message is not used: it names the URL, and a webhook URL is a
     secret."""
+    import requests  # already imported by the channel that raised `exc`; not by every run
+
     if isinstance(exc, requests.Timeout):
         return DeliveryResult(delivered=False, retry=True, error=f"{what}: timed out")
     if isinstance(exc, requests.ConnectionError):

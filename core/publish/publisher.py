@@ -11,19 +11,21 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from core.model import Finding, Incident
 from core.publish import render
-from core.publish.confluence import ConfluenceChannel
 from core.publish.delivery import Attachment, Attempts, Channel, Message, RetryPolicy
 from core.publish.files import FileChannel
 from core.publish.outbox import Outbox, OutboxItem
 from core.redact import DEFAULT_REDACTOR, Redactor
 from core.registry import Registry, RegistryError
 from core.report import Report, report_to_csv
+
+if TYPE_CHECKING:
+    from core.publish.confluence import ConfluenceChannel
 
 CHANNELS = ("confluence", "teams")
 TEAMS_MESSAGE_TTL = timedelta(hours=24)

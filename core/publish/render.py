@@ -18,9 +18,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from matplotlib import dates as mdates
-from matplotlib.figure import Figure
-
 from core.model import WINDOW, Finding, Incident, isoformat, utc
 from core.redact import DEFAULT_REDACTOR, Redactor
 from core.report import (
@@ -443,6 +440,10 @@ def trend_chart_png(
     """Errors per hour by category over [start, end) (default: the incidents' span) as a PNG image.
 
     Only category names and counts are drawn: no log text reaches the picture."""
+    # Imported here: matplotlib takes half a second to import, and only a published report has a chart.
+    from matplotlib import dates as mdates
+    from matplotlib.figure import Figure
+
     per_category: dict[str, dict[datetime, int]] = defaultdict(lambda: defaultdict(int))
     for incident in incidents:
         hour = utc(incident.window_start).replace(minute=0, second=0, microsecond=0)
