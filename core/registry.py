@@ -134,24 +134,37 @@ def peak_id(peak: Peak) -> str:
     return f"{peak.kind}:{peak.scope}:{peak.scope_id}@{isoformat(peak.window_start)}"
 
 
+@dataclass(slots=True)
+class _Parsed:
+    """A registry file as last parsed: its bytes (None: no file), its document, the entries read from it."""
+
+    raw: bytes | None
+    doc: CommentedMap
+    entries: dict[str, Any] | None = None
+
+
 class Registry:
-    """`problems.yaml` and `peaks.yaml` in `directory` (REGISTRY_DIR)."""
+    """`problems.yaml` and `peaks.yaml` in `directory` (REGISTRY_DIR).
+
+    Every read reads the file; it is parsed again only when its bytes differ from the last parse (a
+    run reads the registry once per day and again to report), so an edit on disk is always seen.
+    """
 
     def __init__(self, directory: Path | str, redact: Callable[[str], str] = default_redact) -> None:
         self.directory = Path(directory)
         self.problems_path = self.directory / "problems.yaml"
         self.peaks_path = self.directory / "peaks.yaml"
         self._redact = redact
+        self._parsed: dict[Path, _Parsed] = {}
 
     def load(self) -> dict[str, RegistryEntry]:
-        """The known problems by id (empty when there is no file yet)."""
-        doc = _read(self.problems_path, PROBLEMS_HEADER)[1]
-        return {str(pid): _registry_entry(str(pid), entry) for pid, entry in doc.items()}
+        """The known problems by id (empty when there is no file yet). Entries are shared between
+        calls while the file is unchanged: read them, do not change them."""
+        return dict(self._entries(self.problems_path, PROBLEMS_HEADER, _registry_entry))
 
     def load_peaks(self) -> dict[str, PeakEntry]:
-        """The known peaks by peak id, oldest first."""
-        doc = _read(self.peaks_path, PEAKS_HEADER)[1]
-        return {str(key): _peak_entry(str(key), entry) for key, entry in doc.items()}
+        """The known peaks by peak id, oldest first (shared between calls, like `load`)."""
+        return dict(self._entries(self.peaks_path, PEAKS_HEADER, _peak_entry))
 
     def statuses(self) -> dict[str, tuple[str, datetime | None]]:
         """problem id → (status, resolved_at): what people decided, to overlay on the store's facts."""
@@ -176,8 +189,8 @@ class Registry:
         # Both phases may update at once; people's editors are covered by the re-read before writing.
         with filelock.FileLock(self.directory / ".registry.lock", timeout=120):
             for _attempt in range(3):
-                problems_raw, problem_doc = _read(self.problems_path, PROBLEMS_HEADER)
-                peaks_raw, peak_doc = _read(self.peaks_path, PEAKS_HEADER)
+                problems_raw, problem_doc = self._document_to_change(self.problems_path, PROBLEMS_HEADER)
+                peaks_raw, peak_doc = self._document_to_change(self.peaks_path, PEAKS_HEADER)
                 result = self._merge(problem_doc, peak_doc, problems, peaks, regressed, now)
                 if _unchanged_since(self.problems_path, problems_raw) and _unchanged_since(
                     self.peaks_path, peaks_raw
@@ -190,6 +203,24 @@ class Registry:
             _write(self.problems_path, problem_doc, problems_raw)
             _write(self.peaks_path, peak_doc, peaks_raw)
         return result
+
+    def _entries(self, path: Path, header: str, entry: Callable[[str, CommentedMap], Any]) -> dict[str, Any]:
+        raw = _read_bytes(path)
+        parsed = self._parsed.get(path)
+        if parsed is None or parsed.raw != raw:
+            parsed = self._parsed[path] = _Parsed(raw, _parse(path, header, raw))
+        if parsed.entries is None:
+            parsed.entries = {str(key): entry(str(key), value) for key, value in parsed.doc.items()}
+        return parsed.entries
+
+    def _document_to_change(self, path: Path, header: str) -> tuple[bytes | None, CommentedMap]:
+        """The file's bytes and a document the caller may change: the one parsed last is handed over
+        (and forgotten) when the file still holds the bytes it was parsed from."""
+        raw = _read_bytes(path)
+        parsed = self._parsed.pop(path, None)
+        if parsed is not None and parsed.raw == raw:
+            return raw, parsed.doc
+        return raw, _parse(path, header, raw)
 
     def _merge(
         self,
@@ -273,12 +304,16 @@ def _yaml() -> YAML:
     return yaml
 
 
-def _read(path: Path, header: str) -> tuple[bytes | None, CommentedMap]:
-    """The file's bytes (None when absent) and its round-trip document."""
+def _read_bytes(path: Path) -> bytes | None:
+    """The file's bytes; None when there is no file."""
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
-        raw = None
+        return None
+
+
+def _parse(path: Path, header: str, raw: bytes | None) -> CommentedMap:
+    """The round-trip document of a registry file's bytes."""
     try:
         doc = _yaml().load(raw) if raw else None
     except YAMLError as exc:
@@ -293,7 +328,7 @@ def _read(path: Path, header: str) -> tuple[bytes | None, CommentedMap]:
     for key, entry in doc.items():
         if not isinstance(entry, CommentedMap):
             raise RegistryError(path, doc.lc.key(key)[0] + 1, f"entry {key!r} is not a mapping of fields")
-    return raw, doc
+    return doc
 
 
 def _unchanged_since(path: Path, raw: bytes | None) -> bool:

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from ruamel.yaml import CommentedMap
 
+from core import registry as registry_module
 from core.model import WINDOW, Peak, ProblemRecord
 from core.registry import Registry, RegistryError, peak_id
 
@@ -175,6 +177,60 @@ def test_a_yaml_error_names_file_and_line_and_nothing_is_written(
     assert registry.peaks_path.read_bytes() == peaks_before  # the other file is not written either
     with pytest.raises(RegistryError):
         registry.statuses()
+
+
+def test_an_edit_on_disk_between_two_loads_is_seen(registry: Registry) -> None:
+    registry.update([record(POOL)], [peak()])
+    assert registry.load()[POOL].owner is None
+    edit(registry.problems_path, "owner:", "owner: team-a")
+    assert registry.load()[POOL].owner == "team-a"
+    # Same size, and likely the same mtime: the content decides, not the file's metadata.
+    edit(registry.problems_path, "owner: team-a", "owner: team-b")
+    assert registry.load()[POOL].owner == "team-b"
+    edit(registry.peaks_path, "status: new", "status: ignored")
+    assert registry.load_peaks()[peak_id(peak())].status == "ignored"
+
+
+def test_an_edit_made_after_a_load_survives_the_next_update(registry: Registry) -> None:
+    registry.update([record(POOL)], [])
+    registry.statuses()
+    edit(registry.problems_path, "status: new\n  owner:", "status: known\n  owner: team-cards  # mine")
+
+    registry.update([record(POOL, total=50)], [])
+
+    assert "owner: team-cards  # mine" in registry.problems_path.read_text()
+    pool = registry.load()[POOL]
+    assert (pool.status, pool.owner, pool.occurrences) == ("known", "team-cards", 50)
+
+
+def test_a_file_broken_after_a_load_is_an_error_not_the_old_content(registry: Registry) -> None:
+    registry.update([record(POOL)], [])
+    registry.load()
+    registry.problems_path.write_text(f"{POOL}:\n  status: [known\n")
+    with pytest.raises(RegistryError):
+        registry.load()
+
+
+def test_an_unchanged_file_is_parsed_once(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    registry.update([record(POOL)], [peak()])
+    parsed: list[str] = []
+    real_parse = registry_module._parse
+
+    def counting_parse(path: Path, header: str, raw: bytes | None) -> CommentedMap:
+        parsed.append(path.name)
+        return real_parse(path, header, raw)
+
+    monkeypatch.setattr(registry_module, "_parse", counting_parse)
+    for _day in range(3):
+        registry.statuses()
+    registry.load()
+    assert parsed == ["problems.yaml"]
+    registry.update([record(POOL, total=50)], [peak()])  # takes over the parsed problems
+    assert parsed == ["problems.yaml", "peaks.yaml"]
+    assert registry.load()[POOL].occurrences == 50  # the file it wrote is read again
+    registry.load_peaks()
+    registry.export_csv(registry.directory / "export")
+    assert parsed == ["problems.yaml", "peaks.yaml", "problems.yaml", "peaks.yaml"]
 
 
 def test_an_entry_that_is_not_a_mapping_is_an_error_with_its_line(registry: Registry) -> None:
