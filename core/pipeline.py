@@ -258,6 +258,7 @@ def _process(
             with run.step(f"{name} {label}") as counts:
                 result = analyse(c, start, start + size)
                 saved = run.persist(result, start, start + size)
+                _release_stored_details(result)
                 counts.update(events=result.analysis.stats.fetched, incidents=saved)
         except Exception as exc:
             logger.error(f"{name} failed", range=label, error=str(exc))
@@ -274,6 +275,14 @@ def _process(
             figures.events_skipped[reason] = figures.events_skipped.get(reason, 0) + n
     figures.days_failed = len(figures.failed_days)
     return results
+
+
+def _release_stored_details(result: RangeResult) -> None:
+    """Drop what only propagate and the store read, once both have: the trace ids of each incident
+    (up to 50 per incident). A backfill keeps every day's result until its report, which never reads
+    them, so holding them made memory grow with the volume of each day."""
+    for incident in result.analysis.incidents:
+        incident.trace_ids = []
 
 
 def record_unreachable_store(phase: str, pushgateway_url: str | None) -> None:

@@ -15,7 +15,15 @@ import pytest
 from click.testing import CliRunner
 
 from core import demo
+from core.classify import Classifier, FlowMap, Taxonomy
 from core.cli import backfill_command, main, regular_phase_command
+from core.detect import DetectConfig
+from core.fetch import NdjsonSource
+from core.fingerprint import Fingerprinter
+from core.pipeline import Components, backfill
+from core.propagate import PropagateConfig
+from core.redact import Redactor
+from core.registry import Registry
 from core.store import Store
 
 DAY = date(2026, 2, 9)  # the incident day
@@ -356,3 +364,31 @@ def test_a_field_map_without_a_preset_names_the_settings(demo_file, tmp_path):
     result = CliRunner().invoke(backfill_command, ["--days", "1", "--now", NOW], env=env)
     assert result.exit_code == 2
     assert "ES_FIELD_MAP" in result.output and "ES_FIELD_PRESET" in result.output
+
+
+def test_a_backfill_stores_the_trace_ids_and_then_lets_them_go(demo_file, tmp_path):
+    # A backfill keeps each day's result until its report; the trace ids (up to 50 per incident) are
+    # read only by propagate and the store, so holding them made memory grow with each day's volume.
+    path, _ = demo_file
+    store = Store.from_url(f"sqlite:///{tmp_path / 'state.db'}")
+    c = Components(
+        source=NdjsonSource(path),
+        store=store,
+        registry=Registry(tmp_path / "registry"),
+        fingerprinter=Fingerprinter(),
+        classifier=Classifier(Taxonomy.default(), FlowMap()),
+        detect_config=DetectConfig(),
+        propagate_config=PropagateConfig(),
+        redactor=Redactor([]),
+        baseline_days=0,
+        export_dir=tmp_path / "exports",
+    )
+    now = datetime(2026, 2, 10, 9, 15, tzinfo=UTC)
+    outcome = backfill(c, [DAY], tmp_path / "reports", dry_run=False, now=now)
+    assert outcome.ok, outcome.failed
+    start = datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC)
+    stored = store.incidents_between(start, start + timedelta(days=1))
+    assert sum(len(i.trace_ids) for i in stored) > 100
+    held = [i for r in outcome.results for i in r.analysis.incidents]
+    assert len(held) == len(stored)
+    assert all(i.trace_ids == [] for i in held)
