@@ -6,6 +6,7 @@ database; bad input is counted, reported and skipped.
 
 from __future__ import annotations
 
+import gc
 import json
 import shutil
 from datetime import UTC, date, datetime, timedelta
@@ -20,7 +21,7 @@ from core.cli import backfill_command, main, regular_phase_command
 from core.detect import DetectConfig
 from core.fetch import NdjsonSource
 from core.fingerprint import Fingerprinter
-from core.pipeline import Components, backfill
+from core.pipeline import GC_THRESHOLDS, Components, backfill
 from core.propagate import PropagateConfig
 from core.redact import Redactor
 from core.registry import Registry
@@ -366,14 +367,10 @@ def test_a_field_map_without_a_preset_names_the_settings(demo_file, tmp_path):
     assert "ES_FIELD_MAP" in result.output and "ES_FIELD_PRESET" in result.output
 
 
-def test_a_backfill_stores_the_trace_ids_and_then_lets_them_go(demo_file, tmp_path):
-    # A backfill keeps each day's result until its report; the trace ids (up to 50 per incident) are
-    # read only by propagate and the store, so holding them made memory grow with each day's volume.
-    path, _ = demo_file
-    store = Store.from_url(f"sqlite:///{tmp_path / 'state.db'}")
-    c = Components(
-        source=NdjsonSource(path),
-        store=store,
+def components(tmp_path: Path, source) -> Components:
+    return Components(
+        source=source,
+        store=Store.from_url(f"sqlite:///{tmp_path / 'state.db'}"),
         registry=Registry(tmp_path / "registry"),
         fingerprinter=Fingerprinter(),
         classifier=Classifier(Taxonomy.default(), FlowMap()),
@@ -383,12 +380,39 @@ def test_a_backfill_stores_the_trace_ids_and_then_lets_them_go(demo_file, tmp_pa
         baseline_days=0,
         export_dir=tmp_path / "exports",
     )
+
+
+def test_a_backfill_stores_the_trace_ids_and_then_lets_them_go(demo_file, tmp_path):
+    # A backfill keeps each day's result until its report; the trace ids (up to 50 per incident) are
+    # read only by propagate and the store, so holding them made memory grow with each day's volume.
+    path, _ = demo_file
+    c = components(tmp_path, NdjsonSource(path))
     now = datetime(2026, 2, 10, 9, 15, tzinfo=UTC)
     outcome = backfill(c, [DAY], tmp_path / "reports", dry_run=False, now=now)
     assert outcome.ok, outcome.failed
     start = datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC)
-    stored = store.incidents_between(start, start + timedelta(days=1))
+    stored = c.store.incidents_between(start, start + timedelta(days=1))
     assert sum(len(i.trace_ids) for i in stored) > 100
     held = [i for r in outcome.results for i in r.analysis.incidents]
     assert len(held) == len(stored)
     assert all(i.trace_ids == [] for i in held)
+
+
+def test_a_run_wakes_the_garbage_collector_rarely_and_then_restores_it(demo_file, tmp_path):
+    path, _ = demo_file
+    seen: list[tuple[int, int, int]] = []
+
+    class Watched(NdjsonSource):
+        def fetch(self, start, end, stats):
+            seen.append(gc.get_threshold())
+            yield from super().fetch(start, end, stats)
+
+    before = gc.get_threshold()
+    assert before != GC_THRESHOLDS
+    now = datetime(2026, 2, 10, 9, 15, tzinfo=UTC)
+    outcome = backfill(
+        components(tmp_path, Watched(path)), [DAY], tmp_path / "reports", dry_run=True, now=now
+    )
+    assert outcome.ok, outcome.failed
+    assert seen == [GC_THRESHOLDS]
+    assert gc.get_threshold() == before
