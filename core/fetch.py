@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
+import msgspec
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from core.model import InputStats, utc
@@ -145,19 +146,49 @@ def _documents(lines: Iterable[bytes], start: datetime, end: datetime, stats: In
             continue
         stats.fetched += 1
         try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            stats.skip("not_utf8")
-            continue
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError:
-            stats.skip("malformed_json")
-            continue
+            doc = _JSON.decode(raw)
+        except (ValueError, RecursionError):
+            doc, unreadable = _read_slowly(raw)
+            if unreadable:
+                stats.skip(unreadable)
+                continue
         if not isinstance(doc, dict):
             stats.skip("not_an_object")
             continue
         yield doc
+
+
+_JSON = msgspec.json.Decoder()
+"""Reads JSON 3x faster than the json module, big integers included. What it refuses and the json
+module accepts (a lone surrogate `"\\ud83d"`, NaN, 1e400) goes to the json module: both sources
+read every document exactly as the json module would."""
+
+
+def _read_slowly(raw: bytes) -> tuple[Any, str | None]:
+    """(the document, None), or (None, why the line cannot be read): with the json module."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, "not_utf8"
+    try:
+        return json.loads(text), None
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the interpreter's stack
+        return None, "malformed_json"
+
+
+def _json_serializer() -> Any:
+    """The client's JSON serializer, reading responses with `_JSON` (where the client spent a fifth of
+    a backfill's CPU in the json module) and with the json module what that refuses."""
+    from elasticsearch.serializer import JsonSerializer
+
+    class Serializer(JsonSerializer):
+        def json_loads(self, data: bytes) -> Any:
+            try:
+                return _JSON.decode(data)
+            except (ValueError, RecursionError):
+                return super().json_loads(data)
+
+    return Serializer()
 
 
 def _counted(raw: bytes, start: datetime, end: datetime) -> bool:
@@ -382,9 +413,10 @@ def _slice(slice_id: int, slices: int) -> dict | None:
 
 def client_options(settings: Settings) -> dict[str, Any]:
     """The Elasticsearch client's options from the settings: timeout, auth (API key, else basic auth)
-    and the CA file for TLS. The standard JSON decoder on purpose: orjson would read integers beyond
-    64 bits as floats, so the Elasticsearch path could differ from the file path."""
+    and the CA file for TLS. Responses are read like the file source's lines (`_JSON`, not orjson,
+    which reads integers beyond 64 bits as floats)."""
     options: dict[str, Any] = {
+        "serializer": _json_serializer(),
         "request_timeout": settings.es_timeout_s,
         # Retries and their backoff are `_retrying`'s alone, so a failure is not retried twice over.
         "max_retries": 0,
