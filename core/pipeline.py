@@ -208,7 +208,7 @@ def backfill(c: Components, days: list[date], output: Path, *, dry_run: bool, no
         starts = [datetime(d.year, d.month, d.day, tzinfo=UTC) for d in days]
         # One failed day never stops the others.
         results = _process(c, run, outcome, starts, DAY, "day", stop_at_failure=False, logger=logger)
-        _update_registry(c, run, outcome, results, logger)
+        _update_registry(c, run, outcome, results, logger, now)
         outcome.figures.duration_s = run.elapsed()
         report = _report(c, "backfill", days, results, outcome.figures, now)
         with run.step("report"):
@@ -228,7 +228,7 @@ def regular_phase(c: Components, lookback: timedelta, *, dry_run: bool, now: dat
         outcome.figures.days_processed = len(windows)
         # Later windows wait after a failure: processing them would leave a hole the catch-up skips.
         results = _process(c, run, outcome, windows, WINDOW, "window", stop_at_failure=True, logger=logger)
-        _update_registry(c, run, outcome, results, logger)
+        _update_registry(c, run, outcome, results, logger, now)
         outcome.figures.duration_s = run.elapsed()
         findings = [f for r in results for f in critical(r.detection.findings, c.detect_config)]
         outcome.alerts = len(findings)
@@ -479,7 +479,7 @@ def _with_registry_status(states: dict[str, ProblemState], registry: Registry) -
 
 
 def _update_registry(
-    c: Components, run: _Run, outcome: RunOutcome, results: list[RangeResult], logger
+    c: Components, run: _Run, outcome: RunOutcome, results: list[RangeResult], logger, now: datetime
 ) -> None:
     """Bring the registry and its CSV exports up to date with the store (never in a dry run).
 
@@ -492,7 +492,7 @@ def _update_registry(
     peaks = [] if last is None else c.store.peaks_between(last - c.baseline_days * DAY - DAY, last + WINDOW)
     try:
         with run.step("registry") as counts:
-            update = c.registry.update(c.store.problems(), peaks, regressed)
+            update = c.registry.update(c.store.problems(), peaks, regressed, now)
             c.registry.export_csv(c.export_dir)
             counts.update(
                 added=update.problems_added, updated=update.problems_updated, peaks=update.peaks_added

@@ -416,3 +416,26 @@ def test_a_run_wakes_the_garbage_collector_rarely_and_then_restores_it(demo_file
     assert outcome.ok, outcome.failed
     assert seen == [GC_THRESHOLDS]
     assert gc.get_threshold() == before
+
+
+def test_a_problem_people_resolved_is_stamped_with_the_runs_now(demo_file, tmp_path):
+    # The run's `--now`, not the wall clock: a replayed run writes the same registry.
+    path, _ = demo_file
+    c = components(tmp_path, NdjsonSource(path))
+    backfill(c, [DAY], tmp_path / "reports", dry_run=False, now=datetime(2026, 2, 10, 9, 15, tzinfo=UTC))
+    problems = c.registry.problems_path
+    text = problems.read_text()
+    problems.write_text(text.replace("status: new", "status: resolved", 1))
+    (resolved,) = [pid for pid, (status, _) in c.registry.statuses().items() if status == "resolved"]
+    empty = tmp_path / "nothing.ndjson"
+    empty.write_bytes(b"")
+    later = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
+    outcome = backfill(
+        components(tmp_path, NdjsonSource(empty)),
+        [date(2026, 2, 28)],
+        tmp_path / "r2",
+        dry_run=False,
+        now=later,
+    )
+    assert outcome.ok, outcome.failed
+    assert c.registry.statuses()[resolved] == ("resolved", later)
