@@ -23,6 +23,7 @@ from ruamel.yaml import YAML, CommentedMap
 from ruamel.yaml.error import YAMLError
 
 from core.model import Peak, ProblemRecord, isoformat, utc
+from core.normalize import valid_text
 from core.redact import redact as default_redact
 from core.report import csv_text
 
@@ -210,7 +211,7 @@ class Registry:
         if parsed is None or parsed.raw != raw:
             parsed = self._parsed[path] = _Parsed(raw, _parse(path, header, raw))
         if parsed.entries is None:
-            parsed.entries = {str(key): entry(str(key), value) for key, value in parsed.doc.items()}
+            parsed.entries = {_str(key): entry(_str(key), value) for key, value in parsed.doc.items()}
         return parsed.entries
 
     def _document_to_change(self, path: Path, header: str) -> tuple[bytes | None, CommentedMap]:
@@ -394,11 +395,17 @@ def _insert_sorted(doc: CommentedMap, new: list[tuple[str, CommentedMap]]) -> No
 
 
 def _status(entry: Mapping[str, Any]) -> str:
-    return str(entry.get("status") or "new").strip().lower()
+    return _str(entry.get("status") or "new").strip().lower()
+
+
+def _str(value: Any) -> str:
+    """A value as text that any file takes: a YAML escape such as `"\\ud83d"` (half an emoji)
+    gives a lone surrogate, which no UTF-8 file, CSV or report can hold."""
+    return valid_text(str(value))
 
 
 def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
+    return None if value is None else _str(value)
 
 
 def _time(value: Any) -> datetime | None:
@@ -423,17 +430,17 @@ def _registry_entry(pid: str, entry: Mapping[str, Any]) -> RegistryEntry:
         ticket=_text(entry.get("ticket")),
         notes=_text(entry.get("notes")),
         resolved_at=_time(entry.get("resolved_at")),
-        category=str(entry.get("category") or ""),
-        flow=str(entry.get("flow") or ""),
-        error_class=str(entry.get("error_class") or ""),
-        severity=str(entry.get("severity") or ""),
+        category=_str(entry.get("category") or ""),
+        flow=_str(entry.get("flow") or ""),
+        error_class=_str(entry.get("error_class") or ""),
+        severity=_str(entry.get("severity") or ""),
         first_seen=_time(entry.get("first_seen")),
         last_seen=_time(entry.get("last_seen")),
         occurrences=int(entry.get("occurrences") or 0),
-        namespaces=[str(n) for n in entry.get("namespaces") or []],
-        workloads=[str(w) for w in entry.get("workloads") or []],
-        template=str(entry.get("template") or ""),
-        sample=str(entry.get("sample") or ""),
+        namespaces=[_str(n) for n in entry.get("namespaces") or []],
+        workloads=[_str(w) for w in entry.get("workloads") or []],
+        template=_str(entry.get("template") or ""),
+        sample=_str(entry.get("sample") or ""),
     )
 
 
@@ -457,9 +464,9 @@ def _peak_entry(key: str, entry: Mapping[str, Any]) -> PeakEntry:
         peak_id=key,
         status=_status(entry),
         notes=_text(entry.get("notes")),
-        kind=str(entry.get("kind") or ""),
-        scope=str(entry.get("scope") or ""),
-        scope_id=str(entry.get("scope_id") or ""),
+        kind=_str(entry.get("kind") or ""),
+        scope=_str(entry.get("scope") or ""),
+        scope_id=_str(entry.get("scope_id") or ""),
         problem_id=_text(entry.get("problem_id")),
         namespace=_text(entry.get("namespace")),
         window_start=_time(entry.get("window_start")),

@@ -255,3 +255,18 @@ def test_csv_exports_are_readable_by_pandas(registry: Registry, tmp_path: Path) 
     peaks = pd.read_csv(peaks_path)
     assert list(peaks["peak_id"]) == [peak_id(peak())]
     assert peaks.loc[0, "ratio"] == 12.0
+
+
+def test_half_an_emoji_written_by_a_person_is_read_as_a_replacement_character(
+    registry: Registry, tmp_path: Path
+) -> None:
+    # YAML can escape a lone surrogate ("\ud83d"); no UTF-8 file can hold one, so the CSV export failed.
+    registry.update([record(POOL)], [peak()])
+    edit(registry.problems_path, "  notes:", '  notes: "half an emoji \\ud83d"')
+    edit(registry.peaks_path, "  notes:", '  notes: "half \\udc00 again"')
+    assert registry.load()[POOL].notes == "half an emoji \ufffd"
+    registry.update([record(POOL, total=50)], [peak()])
+    errors_path, peaks_path = registry.export_csv(tmp_path / "export")
+    assert "half an emoji \ufffd" in errors_path.read_text(encoding="utf-8")
+    assert "half \ufffd again" in peaks_path.read_text(encoding="utf-8")
+    assert registry.load()[POOL].occurrences == 50
