@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from embedded import components
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
@@ -22,15 +23,11 @@ from core import demo
 from core.aggregate import Aggregator
 from core.classify import Classifier, FlowMap, Taxonomy
 from core.cli import backfill_command
-from core.detect import DetectConfig
 from core.fetch import ElasticsearchSource, NdjsonSource, PartFetch, SourceUnavailable
 from core.fingerprint import Fingerprinter
 from core.model import InputStats
 from core.normalize import normalize
-from core.pipeline import Components, analyse
-from core.propagate import PropagateConfig
-from core.redact import Redactor
-from core.registry import Registry
+from core.pipeline import analyse
 from core.store import Store
 
 DAY = date(2026, 2, 9)
@@ -198,21 +195,6 @@ def test_merged_interleaved_parts_equal_one_aggregator(classified):
 
 
 # --- analyse() in worker processes ----------------------------------------------------------------
-
-
-def components(tmp_path: Path, source, workers: int) -> Components:
-    return Components(
-        source=source,
-        store=Store.from_url(f"sqlite:///{tmp_path / 'state.db'}"),
-        registry=Registry(tmp_path / "registry"),
-        fingerprinter=Fingerprinter(),
-        classifier=Classifier(Taxonomy.default(), FlowMap()),
-        detect_config=DetectConfig(),
-        propagate_config=PropagateConfig(),
-        redactor=Redactor([]),
-        baseline_days=0,
-        analysis_workers=workers,
-    )
 
 
 class PartsSource:

@@ -14,17 +14,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from embedded import components
 
 from core import demo
-from core.classify import Classifier, FlowMap, Taxonomy
 from core.cli import backfill_command, main, regular_phase_command
-from core.detect import DetectConfig
 from core.fetch import NdjsonSource
-from core.fingerprint import Fingerprinter
-from core.pipeline import GC_THRESHOLDS, Components, backfill
-from core.propagate import PropagateConfig
-from core.redact import Redactor
-from core.registry import Registry
+from core.pipeline import GC_THRESHOLDS, backfill
 from core.store import Store
 
 DAY = date(2026, 2, 9)  # the incident day
@@ -365,21 +360,6 @@ def test_a_field_map_without_a_preset_names_the_settings(demo_file, tmp_path):
     result = CliRunner().invoke(backfill_command, ["--days", "1", "--now", NOW], env=env)
     assert result.exit_code == 2
     assert "ES_FIELD_MAP" in result.output and "ES_FIELD_PRESET" in result.output
-
-
-def components(tmp_path: Path, source) -> Components:
-    return Components(
-        source=source,
-        store=Store.from_url(f"sqlite:///{tmp_path / 'state.db'}"),
-        registry=Registry(tmp_path / "registry"),
-        fingerprinter=Fingerprinter(),
-        classifier=Classifier(Taxonomy.default(), FlowMap()),
-        detect_config=DetectConfig(),
-        propagate_config=PropagateConfig(),
-        redactor=Redactor([]),
-        baseline_days=0,
-        export_dir=tmp_path / "exports",
-    )
 
 
 def test_a_backfill_stores_the_trace_ids_and_then_lets_them_go(demo_file, tmp_path):
