@@ -211,7 +211,8 @@ class Registry:
         if parsed is None or parsed.raw != raw:
             parsed = self._parsed[path] = _Parsed(raw, _parse(path, header, raw))
         if parsed.entries is None:
-            parsed.entries = {_str(key): entry(_str(key), value) for key, value in parsed.doc.items()}
+            keyed = ((_str(key), value) for key, value in parsed.doc.items())
+            parsed.entries = {key: entry(key, value) for key, value in keyed}
         return parsed.entries
 
     def _document_to_change(self, path: Path, header: str) -> tuple[bytes | None, CommentedMap]:
