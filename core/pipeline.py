@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
+from itertools import islice
 from pathlib import Path
 
 from core import log, publish
@@ -144,15 +145,25 @@ class _Counted:
             self.classes.setdefault(problem_id, problem)
 
 
+STAGE_BATCH = 1000
+"""Events taken through each stage together, one stage after the other, rather than each event
+through all stages: every stage's code and data stay hot in the CPU caches for a batch. Same calls
+in the same order per stage, so the same results; 54–57 → 44 µs/event for the hot loop over one
+day of the 1M bench (docs/performance.md). A batch is small next to a page of documents."""
+
+
 def _aggregate(c: Components, start: datetime, end: datetime, fetch: PartFetch) -> _Counted:
     """The hot loop over the documents `fetch` yields."""
     counted = _Counted(Aggregator(start, end), InputStats(), {})
     aggregator, classes = counted.aggregator, counted.classes
-    for event in normalize(fetch(counted.stats), counted.stats, c.fields, c.max_message_bytes):
-        fp = c.fingerprinter.fingerprint(event.message, event.error_type)
-        problem = c.classifier.classify(event, fp)
-        classes.setdefault(problem.id, problem)
-        aggregator.add(event, fp, problem)
+    fingerprint, classify = c.fingerprinter.fingerprint, c.classifier.classify
+    events = normalize(fetch(counted.stats), counted.stats, c.fields, c.max_message_bytes)
+    while batch := list(islice(events, STAGE_BATCH)):
+        fingerprints = [fingerprint(event.message, event.error_type) for event in batch]
+        problems = [classify(event, fp) for event, fp in zip(batch, fingerprints, strict=True)]
+        for event, fp, problem in zip(batch, fingerprints, problems, strict=True):
+            classes.setdefault(problem.id, problem)
+            aggregator.add(event, fp, problem)
     return counted
 
 

@@ -19,7 +19,7 @@ from embedded import components
 from core import demo
 from core.cli import backfill_command, main, regular_phase_command
 from core.fetch import NdjsonSource
-from core.pipeline import GC_THRESHOLDS, backfill
+from core.pipeline import GC_THRESHOLDS, STAGE_BATCH, analyse, backfill
 from core.store import Store
 
 DAY = date(2026, 2, 9)  # the incident day
@@ -419,3 +419,29 @@ def test_a_problem_people_resolved_is_stamped_with_the_runs_now(demo_file, tmp_p
     )
     assert outcome.ok, outcome.failed
     assert c.registry.statuses()[resolved] == ("resolved", later)
+
+
+def test_every_accepted_event_is_counted_once_whatever_the_batch_boundaries(tmp_path):
+    # The hot loop takes events through its stages in batches of STAGE_BATCH: the last, partial
+    # batch and the events on either side of a boundary are counted like any other.
+    total = 2 * STAGE_BATCH + 345
+    start = datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC)
+    lines = []
+    for n in range(total):
+        stamp = (start + timedelta(seconds=30 * n)).isoformat().replace("+00:00", "Z")
+        kind = ("timed out after 3000 ms", "refused: connection reset", "disk full on /var/lib/data")[n % 3]
+        doc = {"@timestamp": stamp, "kubernetes": {"namespace": f"ns-{n % 4}"}, "message": f"ERROR {kind}"}
+        lines.append(json.dumps(doc))
+    lines.append(json.dumps({"@timestamp": start.isoformat(), "message": "ERROR no namespace"}))
+    path = tmp_path / "logs.ndjson"
+    path.write_text("\n".join(lines) + "\n")
+
+    result = analyse(components(tmp_path, NdjsonSource(path)), start, start + timedelta(days=1))
+
+    stats = result.analysis.stats
+    assert (stats.fetched, stats.accepted, stats.skipped) == (total + 1, total, {"missing_namespace": 1})
+    assert sum(incident.count for incident in result.analysis.incidents) == total
+    per_namespace = {}
+    for incident in result.analysis.incidents:
+        per_namespace[incident.namespace] = per_namespace.get(incident.namespace, 0) + incident.count
+    assert per_namespace == {f"ns-{i}": len(range(i, total, 4)) for i in range(4)}
