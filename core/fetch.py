@@ -203,7 +203,7 @@ def _in_range(value: bytes, start: datetime, end: datetime) -> bool:
     """True when the timestamp is in [start, end), or cannot be read here (normalize decides then)."""
     try:
         ts = utc(datetime.fromisoformat(value.decode("ascii")))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, OverflowError):  # 9999-12-31T23:00-05:00 is past year 9999
         return True
     return start <= ts < end
 

@@ -300,7 +300,7 @@ def parse_timestamp(value: Any) -> datetime | None:
         else:
             try:
                 return utc(datetime.fromisoformat(text))
-            except ValueError:
+            except (ValueError, OverflowError):  # in UTC before year 1 or after 9999
                 return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None

@@ -410,16 +410,20 @@ def _text(value: Any) -> str | None:
 
 
 def _time(value: Any) -> datetime | None:
-    """A timestamp as people may write it: quoted ISO text, a YAML timestamp or a bare date."""
-    if isinstance(value, datetime):
-        return utc(value)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    """A timestamp as people may write it: quoted ISO text, a YAML timestamp or a bare date. None for
+    anything else: a typo in a date must not cost every other entry its status."""
     if isinstance(value, str) and value.strip():
         try:
-            return utc(datetime.fromisoformat(value.strip()))
+            value = datetime.fromisoformat(value.strip())
         except ValueError:
-            return None  # a typo in a date must not cost every other entry its status
+            return None
+    if isinstance(value, datetime):
+        try:
+            return utc(value)
+        except OverflowError:  # past year 9999 or before year 1 in UTC
+            return None
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
     return None
 
 

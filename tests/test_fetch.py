@@ -107,6 +107,13 @@ def test_a_document_whose_time_cannot_be_read_here_is_left_to_normalize(tmp_path
     assert len(docs) == 1
 
 
+def test_a_time_that_is_no_time_in_utc_is_left_to_normalize_not_fatal(tmp_path):
+    path = tmp_path / "logs.ndjson"
+    write(path, [doc("9999-12-31T23:00:00-05:00", n=1), doc("2026-02-09T08:00:00Z", n=2)])
+    docs = list(NdjsonSource(path).fetch(START, END, InputStats()))
+    assert [d["n"] for d in docs] == [1, 2]
+
+
 def test_a_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(SourceUnavailable, match="nope.ndjson"):
         list(NdjsonSource(tmp_path / "nope.ndjson").fetch(START, END, InputStats()))

@@ -211,6 +211,8 @@ def test_ansi_colours_are_not_binary():
         ("1731579330250", datetime(2024, 11, 14, 10, 15, 30, 250000, tzinfo=UTC)),
         (1731579330.25, datetime(2024, 11, 14, 10, 15, 30, 250000, tzinfo=UTC)),
         ("not a time", None),
+        ("9999-12-31T23:00:00-05:00", None),  # after year 9999 in UTC
+        ("0001-01-01T00:00:00+01:00", None),  # before year 1 in UTC
         (10**30, None),
         (False, None),
     ],

@@ -131,6 +131,14 @@ def test_resolved_at_written_by_people_is_understood(registry: Registry) -> None
     assert registry.statuses() == {POOL: ("resolved", datetime(2024, 5, 2, tzinfo=UTC))}
 
 
+@pytest.mark.parametrize("written", ["9999-12-31T23:00:00-05:00", '"0001-01-01T00:00:00+01:00"'])
+def test_a_resolved_at_that_is_no_time_in_utc_is_ignored_not_fatal(registry: Registry, written: str) -> None:
+    # Readable as a date, but past year 9999 (or before year 1) once in UTC.
+    registry.update([record(POOL)], [])
+    edit(registry.problems_path, "status: new", f"status: resolved\n  resolved_at: {written}")
+    assert registry.statuses() == {POOL: ("resolved", None)}
+
+
 def test_a_rerun_writes_the_same_bytes_and_no_new_backup(registry: Registry) -> None:
     registry.update([record(POOL), record(DENIED)], [peak()])
     registry.update([record(POOL, total=43)], [peak()])
