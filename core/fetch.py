@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
@@ -82,13 +83,16 @@ class NdjsonSource:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._kept: tuple[tuple[int, ...], dict[int | None, tuple[int, int]]] | None = None
 
     def describe(self) -> str:
         return f"file {self.path}"
 
     def fetch(self, start: datetime, end: datetime, stats: InputStats) -> Iterator[dict]:
+        start, end = utc(start), utc(end)
+        first, stop = self._extent(start, end)
         with self._open() as handle:
-            yield from _documents(handle, utc(start), utc(end), stats)
+            yield from _documents(_lines_starting_in(handle, first, stop), start, end, stats)
 
     @contextmanager
     def split(self, start: datetime, end: datetime, parts: int) -> Iterator[list[PartFetch]]:
@@ -107,21 +111,46 @@ class NdjsonSource:
             yield from _documents(_lines_starting_in(handle, first, stop), utc(start), utc(end), stats)
 
     def _extent(self, start: datetime, end: datetime) -> tuple[int, int]:
-        """[first, stop): from the first to the end of the last line `fetch` would count; (0, 0) if none."""
-        first, stop, position = None, 0, 0
+        """[first, stop): a stretch of the file that holds every line `_documents` counts in the range
+        (from the hours it overlaps and the lines of no readable time); (0, 0) if there are none."""
+        first_hour, end_hour = (start - _EPOCH) // _HOUR, -((_EPOCH - end) // _HOUR)
+        spans = [
+            span for hour, span in self._stretches().items() if hour is None or first_hour <= hour < end_hour
+        ]
+        if not spans:
+            return (0, 0)
+        return (min(first for first, _ in spans), max(stop for _, stop in spans))
+
+    def _stretches(self) -> dict[int | None, tuple[int, int]]:
+        """Per UTC hour (None: lines whose time cannot be read here), the stretch [first, stop) of the
+        file its lines lie in. One pass over the file, kept while the file is unchanged: a backfill
+        then reads each day's stretch instead of the whole file once per day."""
         with self._open() as handle:
+            stat = os.fstat(handle.fileno())
+            version = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+            if self._kept is not None and self._kept[0] == version:
+                return self._kept[1]
+            stretches: dict[int | None, tuple[int, int]] = {}
+            position = 0
             for raw in handle:
-                if _counted(raw, start, end):
-                    first = position if first is None else first
-                    stop = position + len(raw)
+                if raw.strip():
+                    ts = _line_time(raw)
+                    hour = None if ts is None else (ts - _EPOCH) // _HOUR
+                    first, _ = stretches.get(hour, (position, 0))
+                    stretches[hour] = (first, position + len(raw))
                 position += len(raw)
-        return (first or 0, stop)
+        self._kept = (version, stretches)
+        return stretches
 
     def _open(self) -> BinaryIO:
         try:
             return self.path.open("rb")
         except OSError as exc:
             raise SourceUnavailable(f"cannot read log file {self.path}: {exc.strerror}") from None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_HOUR = timedelta(hours=1)
 
 
 def _lines_starting_in(handle: BinaryIO, first: int, stop: int) -> Iterator[bytes]:
@@ -192,20 +221,23 @@ def _json_serializer() -> Any:
 
 
 def _counted(raw: bytes, start: datetime, end: datetime) -> bool:
-    """A line that is not blank and whose timestamp is in [start, end) or cannot be read here."""
+    """A line that is not blank and whose timestamp is in [start, end) or cannot be read here
+    (normalize decides then)."""
     if not raw.strip():
         return False
+    ts = _line_time(raw)
+    return ts is None or start <= ts < end
+
+
+def _line_time(raw: bytes) -> datetime | None:
+    """The UTC time of a line's timestamp; None when it has none or it cannot be read here."""
     found = _TIMESTAMP.search(raw)
-    return not found or _in_range(found.group(1), start, end)
-
-
-def _in_range(value: bytes, start: datetime, end: datetime) -> bool:
-    """True when the timestamp is in [start, end), or cannot be read here (normalize decides then)."""
+    if not found:
+        return None
     try:
-        ts = utc(datetime.fromisoformat(value.decode("ascii")))
+        return utc(datetime.fromisoformat(found.group(1).decode("ascii")))
     except (UnicodeDecodeError, ValueError, OverflowError):  # 9999-12-31T23:00-05:00 is past year 9999
-        return True
-    return start <= ts < end
+        return None
 
 
 class ElasticsearchSource:

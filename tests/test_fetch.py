@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from core import fetch as fetch_module
 from core.config import Settings
 from core.fetch import NdjsonSource, SourceUnavailable, client_options
 from core.model import InputStats
@@ -112,6 +113,53 @@ def test_a_time_that_is_no_time_in_utc_is_left_to_normalize_not_fatal(tmp_path):
     write(path, [doc("9999-12-31T23:00:00-05:00", n=1), doc("2026-02-09T08:00:00Z", n=2)])
     docs = list(NdjsonSource(path).fetch(START, END, InputStats()))
     assert [d["n"] for d in docs] == [1, 2]
+
+
+def three_days(path, *tail: bytes) -> list[str]:
+    """Lines of 8, 9 and 10 Feb, hourly and in time order, then `tail`."""
+    stamps = [f"2026-02-{day:02d}T{hour:02d}:30:00Z" for day in (8, 9, 10) for hour in range(24)]
+    write(path, [doc(t, n=t) for t in stamps] + list(tail))
+    return stamps
+
+
+@pytest.mark.parametrize("parts", [1, 2])
+def test_each_day_of_a_file_reads_that_days_stretch_not_the_whole_file(tmp_path, monkeypatch, parts):
+    path = tmp_path / "logs.ndjson"
+    stamps = three_days(path, doc("2026-02-09T12:00:00Z", n="late"))
+    looked_at = []
+    counted = fetch_module._counted
+    monkeypatch.setattr(fetch_module, "_counted", lambda raw, *a: looked_at.append(raw) or counted(raw, *a))
+    source = NdjsonSource(path)
+    per_day = []
+    for day in range(3):
+        start = START + timedelta(days=day - 1)
+        with source.split(start, start + timedelta(days=1), parts) as readers:
+            per_day.append([d["n"] for read in readers for d in read(InputStats())])
+
+    assert per_day == [stamps[:24], stamps[24:48] + ["late"], stamps[48:]]
+    # One pass over the file learns where each hour lies; then each day reads its own stretch: the
+    # 9th reaches to the late line at the end, across the 10th.
+    assert len(looked_at) == 24 + (24 + 24 + 1) + 24
+
+
+def test_lines_whose_time_cannot_be_read_here_are_in_every_range(tmp_path):
+    path = tmp_path / "logs.ndjson"
+    stamps = three_days(path, b'{"n": "timeless"}')
+    source = NdjsonSource(path)
+    for day in range(3):
+        start = START + timedelta(days=day - 1)
+        docs = list(source.fetch(start, start + timedelta(days=1), InputStats()))
+        assert [d["n"] for d in docs] == stamps[24 * day : 24 * day + 24] + ["timeless"]
+
+
+def test_a_file_that_changed_since_the_last_range_is_read_as_it_is_now(tmp_path):
+    path = tmp_path / "logs.ndjson"
+    write(path, [doc("2026-02-09T08:00:00Z", n=1)])
+    source = NdjsonSource(path)
+    assert [d["n"] for d in source.fetch(START, END, InputStats())] == [1]
+    with path.open("ab") as handle:
+        handle.write(doc("2026-02-08T08:00:00Z", n=2) + b"\n" + doc("2026-02-09T09:00:00Z", n=3) + b"\n")
+    assert [d["n"] for d in source.fetch(START, END, InputStats())] == [1, 3]
 
 
 def test_a_missing_file_is_a_clear_error(tmp_path):
