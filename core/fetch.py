@@ -83,64 +83,81 @@ class NdjsonSource:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._kept: tuple[tuple[int, ...], dict[int | None, tuple[int, int]]] | None = None
+        self._kept: tuple[tuple[int, ...], _Layout] | None = None
 
     def describe(self) -> str:
         return f"file {self.path}"
 
     def fetch(self, start: datetime, end: datetime, stats: InputStats) -> Iterator[dict]:
         start, end = utc(start), utc(end)
-        first, stop = self._extent(start, end)
-        with self._open() as handle:
-            yield from _documents(_lines_starting_in(handle, first, stop), start, end, stats)
+        yield from self.fetch_part(start, end, self._segments(start, end), stats)
 
     @contextmanager
     def split(self, start: datetime, end: datetime, parts: int) -> Iterator[list[PartFetch]]:
-        """Byte ranges of the file: part i reads the lines that start in [size·i/n, size·(i+1)/n) of
-        the stretch that holds the range's lines. That stretch, not the whole file: logs are written
-        in time order, so one day of a longer file lies in one part of it."""
-        first, stop = self._extent(utc(start), utc(end))
-        bounds = [first + (stop - first) * i // parts for i in range(parts + 1)]
-        yield [partial(self.fetch_part, start, end, bounds[i], bounds[i + 1]) for i in range(parts)]
+        """Byte ranges of the file: the stretches that hold the range's lines, cut into `parts` pieces of
+        about as many bytes each. Those stretches, not the whole file: logs are written in time order,
+        so one day of a longer file lies in one part of it."""
+        segments = self._segments(utc(start), utc(end))
+        total = sum(stop - first for first, stop in segments)
+        cuts = [total * i // parts for i in range(parts + 1)]
+        pieces = [_bytes_between(segments, cuts[i], cuts[i + 1]) for i in range(parts)]
+        yield [partial(self.fetch_part, start, end, piece) for piece in pieces]
 
     def fetch_part(
-        self, start: datetime, end: datetime, first: int, stop: int, stats: InputStats
+        self, start: datetime, end: datetime, segments: list[tuple[int, int]], stats: InputStats
     ) -> Iterator[dict]:
-        """The documents of [start, end) on the lines that start at a byte offset in [first, stop)."""
+        """The documents of [start, end) on the lines that start at a byte offset in one of the
+        `segments` [first, stop), read in file order."""
         with self._open() as handle:
-            yield from _documents(_lines_starting_in(handle, first, stop), utc(start), utc(end), stats)
+            for first, stop in segments:
+                yield from _documents(_lines_starting_in(handle, first, stop), utc(start), utc(end), stats)
 
-    def _extent(self, start: datetime, end: datetime) -> tuple[int, int]:
-        """[first, stop): a stretch of the file that holds every line `_documents` counts in the range
-        (from the hours it overlaps and the lines of no readable time); (0, 0) if there are none."""
+    def _segments(self, start: datetime, end: datetime) -> list[tuple[int, int]]:
+        """The stretches [first, stop) of the file, in file order and apart, that hold every line
+        `_documents` counts in the range: from the first to the last line of the hours it overlaps,
+        and each run of lines whose time cannot be read here."""
         first_hour, end_hour = (start - _EPOCH) // _HOUR, -((_EPOCH - end) // _HOUR)
-        spans = [
-            span for hour, span in self._stretches().items() if hour is None or first_hour <= hour < end_hour
-        ]
-        if not spans:
-            return (0, 0)
-        return (min(first for first, _ in spans), max(stop for _, stop in spans))
+        hours, untimed = self._layout()
+        spans = [span for hour, span in hours.items() if first_hour <= hour < end_hour]
+        wanted = [(min(f for f, _ in spans), max(s for _, s in spans))] if spans else []
+        segments: list[tuple[int, int]] = []
+        for first, stop in sorted(wanted + untimed):
+            if segments and first <= segments[-1][1]:
+                segments[-1] = (segments[-1][0], max(stop, segments[-1][1]))
+            else:
+                segments.append((first, stop))
+        return segments
 
-    def _stretches(self) -> dict[int | None, tuple[int, int]]:
-        """Per UTC hour (None: lines whose time cannot be read here), the stretch [first, stop) of the
-        file its lines lie in. One pass over the file, kept while the file is unchanged: a backfill
-        then reads each day's stretch instead of the whole file once per day."""
+    def _layout(self) -> _Layout:
+        """Per UTC hour, the stretch [first, stop) of the file its lines lie in, and the runs of lines
+        whose time cannot be read here (at most `UNTIMED_RUNS`; beyond, one run from the first such
+        line to the last). One pass over the file, kept while the file is unchanged: a backfill then
+        reads each day's stretch instead of the whole file once per day."""
         with self._open() as handle:
             stat = os.fstat(handle.fileno())
             version = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
             if self._kept is not None and self._kept[0] == version:
                 return self._kept[1]
-            stretches: dict[int | None, tuple[int, int]] = {}
-            position = 0
+            hours: dict[int, tuple[int, int]] = {}
+            untimed: list[tuple[int, int]] = []
+            position, after_untimed = 0, False
             for raw in handle:
                 if raw.strip():
                     ts = _line_time(raw)
-                    hour = None if ts is None else (ts - _EPOCH) // _HOUR
-                    first, _ = stretches.get(hour, (position, 0))
-                    stretches[hour] = (first, position + len(raw))
+                    if ts is None:
+                        if after_untimed:
+                            untimed[-1] = (untimed[-1][0], position + len(raw))
+                        elif len(untimed) < UNTIMED_RUNS:
+                            untimed.append((position, position + len(raw)))
+                        else:
+                            untimed[:] = [(untimed[0][0], position + len(raw))]
+                    else:
+                        hour = (ts - _EPOCH) // _HOUR
+                        hours[hour] = (hours.get(hour, (position, 0))[0], position + len(raw))
+                    after_untimed = ts is None
                 position += len(raw)
-        self._kept = (version, stretches)
-        return stretches
+        self._kept = (version, (hours, untimed))
+        return hours, untimed
 
     def _open(self) -> BinaryIO:
         try:
@@ -151,6 +168,22 @@ class NdjsonSource:
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _HOUR = timedelta(hours=1)
+_Layout = tuple[dict[int, tuple[int, int]], list[tuple[int, int]]]
+
+UNTIMED_RUNS = 1000
+"""How many runs of lines of no readable time a file's layout keeps apart: each is read with every
+range, and a file of scattered unreadable lines should not cost memory per line."""
+
+
+def _bytes_between(segments: list[tuple[int, int]], low: int, high: int) -> list[tuple[int, int]]:
+    """The pieces of `segments` that hold their bytes `low` to `high`, counted along them end to end."""
+    pieces, before = [], 0
+    for first, stop in segments:
+        piece = (first + max(low - before, 0), first + min(high - before, stop - first))
+        if piece[0] < piece[1]:
+            pieces.append(piece)
+        before += stop - first
+    return pieces
 
 
 def _lines_starting_in(handle: BinaryIO, first: int, stop: int) -> Iterator[bytes]:

@@ -152,6 +152,44 @@ def test_lines_whose_time_cannot_be_read_here_are_in_every_range(tmp_path):
         assert [d["n"] for d in docs] == stamps[24 * day : 24 * day + 24] + ["timeless"]
 
 
+@pytest.mark.parametrize("parts", [1, 2, 3])
+def test_a_line_of_no_readable_time_far_away_does_not_widen_each_days_stretch(tmp_path, monkeypatch, parts):
+    path = tmp_path / "logs.ndjson"
+    stamps = three_days(path, b'{"n": "timeless"}')
+    looked_at = []
+    counted = fetch_module._counted
+    monkeypatch.setattr(fetch_module, "_counted", lambda raw, *a: looked_at.append(raw) or counted(raw, *a))
+    source = NdjsonSource(path)
+    per_day = []
+    for day in range(3):
+        start = START + timedelta(days=day - 1)
+        with source.split(start, start + timedelta(days=1), parts) as readers:
+            per_day.append([d["n"] for read in readers for d in read(InputStats())])
+
+    assert per_day == [stamps[24 * day : 24 * day + 24] + ["timeless"] for day in range(3)]
+    assert len(looked_at) == 3 * (24 + 1)  # each day its own hours and the timeless line, no more
+
+
+def test_past_so_many_runs_of_lines_of_no_readable_time_they_are_read_as_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(fetch_module, "UNTIMED_RUNS", 2)
+    path = tmp_path / "logs.ndjson"
+    stamps = [f"2026-02-{day:02d}T{hour:02d}:30:00Z" for day in (8, 9, 10) for hour in range(24)]
+    lines = [doc(t, n=t) if i % 10 else b'{"n": %d}' % i for i, t in enumerate(stamps)]
+    write(path, lines)
+    source = NdjsonSource(path)
+    _, untimed = source._layout()
+    assert len(untimed) <= 2
+    for day in range(3):
+        start = START + timedelta(days=day - 1)
+        docs = list(source.fetch(start, start + timedelta(days=1), InputStats()))
+        expected = [
+            i if i % 10 == 0 else t
+            for i, t in enumerate(stamps)
+            if i % 10 == 0 or 24 * day <= i < 24 * day + 24
+        ]
+        assert [d["n"] for d in docs] == expected
+
+
 def test_a_file_that_changed_since_the_last_range_is_read_as_it_is_now(tmp_path):
     path = tmp_path / "logs.ndjson"
     write(path, [doc("2026-02-09T08:00:00Z", n=1)])
