@@ -14,7 +14,7 @@ import gc
 import multiprocessing
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -37,6 +37,7 @@ from core.model import (
     Chain,
     Detection,
     Finding,
+    History,
     InputStats,
     ProblemClass,
     ProblemState,
@@ -108,21 +109,53 @@ class RunOutcome:
         return not self.failed
 
 
-def analyse(c: Components, start: datetime, end: datetime) -> RangeResult:
-    """fetch → normalize → fingerprint → classify → aggregate, then detect and propagate."""
+def analyse(
+    c: Components, start: datetime, end: datetime, unstored: Sequence[RangeResult] = ()
+) -> RangeResult:
+    """fetch → normalize → fingerprint → classify → aggregate, then detect and propagate.
+
+    `unstored`: earlier ranges of this run that were not persisted (a dry run): detect sees them as
+    if they had been, so a dry run finds what the real run would."""
     if c.analysis_workers > 1:
         counted = _aggregate_in_workers(c, start, end)
     else:
         counted = _aggregate(c, start, end, partial(c.source.fetch, start, end))
     analysis = counted.aggregator.result(counted.stats)
     history = c.store.history(start - timedelta(days=c.baseline_days), start)
-    states = _with_registry_status(c.store.problem_states(before=start), c.registry)
+    states = c.store.problem_states(before=start)
+    for earlier in unstored:
+        _as_if_stored(earlier.analysis, history, states)
+    states = _with_registry_status(states, c.registry)
     detection = detect(analysis, history, states, c.detect_config)
     chains = propagate(analysis, c.propagate_config)
     # Per-minute counts serve burst detection only; a backfill keeps every day's result until its
     # report, so they are released here rather than held for each day.
     analysis.minute_counts = {}
     return RangeResult(analysis, detection, chains, states, counted.classes)
+
+
+def _as_if_stored(earlier: Analysis, history: History, states: dict[str, ProblemState]) -> None:
+    """Fold an earlier range's incidents into the history and the states read from the store, as
+    persisting the range would have: its incidents replace the stored counts of its windows, and its
+    sightings extend the problems' first and last seen."""
+    for counts in (history.problem_counts, history.namespace_counts):
+        for scope, windows in list(counts.items()):
+            for window in [w for w in windows if earlier.start <= w < earlier.end]:
+                del windows[window]
+            if not windows:
+                del counts[scope]
+    for incident in earlier.incidents:
+        if history.start <= incident.window_start < history.end:
+            for counts, scope in (
+                (history.problem_counts, incident.problem_id),
+                (history.namespace_counts, incident.namespace),
+            ):
+                windows = counts.setdefault(scope, {})
+                windows[incident.window_start] = windows.get(incident.window_start, 0) + incident.count
+        pid, first, last = incident.problem_id, incident.first_seen, incident.last_seen
+        if pid in states:
+            first, last = min(first, states[pid].first_seen), max(last, states[pid].last_seen)
+        states[pid] = ProblemState(pid, first, last, "known")
 
 
 @dataclass
@@ -268,7 +301,7 @@ def _process(
         label = start.date().isoformat() if size == DAY else start.isoformat()
         try:
             with run.step(f"{name} {label}") as counts:
-                result = analyse(c, start, start + size)
+                result = analyse(c, start, start + size, results if run.dry_run else ())
                 saved = run.persist(result, start, start + size)
                 _release_stored_details(result)
                 counts.update(events=result.analysis.stats.fetched, incidents=saved)

@@ -6,6 +6,7 @@ database; bad input is counted, reported and skipped.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import shutil
@@ -19,7 +20,7 @@ from embedded import components
 from core import demo
 from core.cli import backfill_command, main, regular_phase_command
 from core.fetch import NdjsonSource
-from core.pipeline import GC_THRESHOLDS, STAGE_BATCH, analyse, backfill
+from core.pipeline import GC_THRESHOLDS, STAGE_BATCH, analyse, backfill, regular_phase
 from core.store import Store
 
 DAY = date(2026, 2, 9)  # the incident day
@@ -211,6 +212,42 @@ def test_dry_run_writes_nothing_outside_its_output_folder(demo_file, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     assert list((out / "publish").glob("confluence_daily_*.xhtml"))
     assert list((out / "publish").glob("teams_summary_*.json"))
+
+
+def verdicts(outcome) -> list[tuple[list, list]]:
+    return [(r.detection.findings, r.detection.peaks) for r in outcome.results]
+
+
+def test_a_dry_run_over_several_days_finds_what_the_real_run_finds(demo_file, tmp_path):
+    # Each day is compared with the days before it: a dry run, which stores nothing, must still
+    # see them, or every problem of the second day is "new" again.
+    path, _ = demo_file
+    seed = tmp_path / "seed"
+    now = datetime.fromisoformat(NOW).replace(tzinfo=UTC)
+    with_baseline = dataclasses.replace(components(seed, NdjsonSource(path)), baseline_days=2)
+    backfill(with_baseline, [DAY - timedelta(days=3)], seed / "reports", dry_run=False, now=now)
+    days = [DAY - timedelta(days=n) for n in (2, 1, 0)]
+    found = {}
+    for dry_run in (False, True):
+        shutil.copytree(seed, tmp_path / str(dry_run))
+        c = dataclasses.replace(components(tmp_path / str(dry_run), NdjsonSource(path)), baseline_days=2)
+        found[dry_run] = verdicts(backfill(c, days, tmp_path / "reports", dry_run=dry_run, now=now))
+
+    assert [len(findings) for findings, _ in found[False]] == [len(findings) for findings, _ in found[True]]
+    assert found[True] == found[False]
+    assert any(peaks for _, peaks in found[True]) and any(findings for findings, _ in found[True])
+
+
+def test_a_dry_run_over_several_windows_finds_what_the_real_run_finds(demo_file, tmp_path):
+    path, manifest = demo_file
+    now = manifest.incident("db_outage").start + timedelta(minutes=50)
+    found = {}
+    for dry_run in (False, True):
+        c = dataclasses.replace(components(tmp_path / str(dry_run), NdjsonSource(path)), baseline_days=1)
+        found[dry_run] = verdicts(regular_phase(c, timedelta(hours=3), dry_run=dry_run, now=now))
+
+    assert len(found[True]) == 12 and found[True] == found[False]
+    assert sum(f.kind == "new" for findings, _ in found[True] for f in findings) > 0
 
 
 def test_regular_phase_catches_up_every_window_and_alerts_on_the_outage(demo_file, tmp_path):
