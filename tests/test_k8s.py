@@ -254,6 +254,42 @@ def test_values_schema_rejects_a_password_in_the_config_map() -> None:
     assert "DB_PASSWORD" in result.stderr
 
 
+CHART_OWNED = {"REGISTRY_DIR", "EXPORT_DIR", "PUSHGATEWAY_URL", "ES_CA_CERTS", "K8S_JOB_NAME", "K8S_POD_NAME"}
+"""Settings the chart sets itself (paths into its volume, the gateway, the pod's identity)."""
+
+
+def settable_names() -> list[str]:
+    """Every setting a person may put in the ConfigMap: all but credentials, the chart's own and the
+    offline log file, with one variable of each stage's overrides."""
+    from core.config import Settings
+
+    names = [
+        str(field.validation_alias.choices[0]) if field.validation_alias else name.upper()
+        for name, field in Settings.model_fields.items()
+    ]
+    names = [n for n in names if not SECRET_NAME.search(n) and n not in CHART_OWNED and n != "LOG_FILE"]
+    return [*names, "DETECT_SPIKE_RATIO", "PROPAGATE_MAX_GAP_MINUTES"]
+
+
+@needs_helm
+def test_every_setting_but_credentials_can_be_set_in_the_config_map() -> None:
+    names = settable_names()
+    assert {"ANALYSIS_WORKERS", "ES_FIELD_MAP", "TAXONOMY_FILE", "BASELINE_DAYS"} <= set(names)
+    values = {n: {"TEAMS_WEBHOOK_KIND": "connector"}.get(n, "7") for n in names}
+    result = helm_template(*(arg for n, v in values.items() for arg in ("--set-string", f"config.{n}={v}")))
+    assert result.returncode == 0, result.stderr
+    config = one([d for d in yaml.safe_load_all(result.stdout) if d], "ConfigMap", "ai-log-analyzer")["data"]
+    assert {n: config.get(n) for n in names} == values
+
+
+@needs_helm
+@pytest.mark.parametrize("name", sorted(CHART_OWNED - {"ES_CA_CERTS"}))
+def test_what_the_chart_sets_itself_cannot_be_set_twice(name) -> None:
+    result = helm_template("--set-string", f"config.{name}=/elsewhere")
+    assert result.returncode != 0
+    assert name in result.stderr
+
+
 @needs_helm
 def test_unset_destination_is_left_out_not_opened_to_all() -> None:
     result = helm_template("--set", "networkPolicy.egress.teams.cidrs=null")
