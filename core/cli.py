@@ -95,7 +95,9 @@ def _components(settings: Settings, phase: str, *, dry_run: bool) -> Components:
     return Components(
         source=source,
         store=store,
-        registry=Registry(settings.registry_dir, redact=redactor.redact),
+        registry=Registry(
+            settings.registry_dir, redact=redactor.redact, peak_days=settings.registry_peak_days
+        ),
         fingerprinter=Fingerprinter(),
         classifier=Classifier(taxonomy, flows),
         detect_config=detect_config,
@@ -399,7 +401,7 @@ def publish_command(report_json, output, channels, dry_run, now) -> None:
     messages = publish.report_messages(
         report,
         store.incidents_between(report.start, report.end),
-        Registry(settings.registry_dir, redact=redactor.redact),
+        Registry(settings.registry_dir, redact=redactor.redact, peak_days=settings.registry_peak_days),
         destinations,
         redactor,
     )

@@ -59,6 +59,7 @@ class Settings(BaseSettings):
 
     # Registry and exports
     registry_dir: Path = Path("var/registry")
+    registry_peak_days: int = Field(90, ge=1, le=3650)  # untouched peaks older than this before the newest go
     export_dir: Path = Path("reports")
 
     # Classification and propagation inputs (optional user files)

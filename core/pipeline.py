@@ -539,7 +539,10 @@ def _update_registry(
             update = c.registry.update(c.store.problems(), peaks, regressed, now)
             c.registry.export_csv(c.export_dir)
             counts.update(
-                added=update.problems_added, updated=update.problems_updated, peaks=update.peaks_added
+                added=update.problems_added,
+                updated=update.problems_updated,
+                peaks=update.peaks_added,
+                peaks_expired=update.peaks_expired,
             )
     except RegistryError as exc:
         logger.error("registry not updated", error=str(exc))

@@ -14,7 +14,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,8 @@ Edit status (new, known, ignored, resolved, regressed), owner, ticket and notes:
 them and your comments, and rewrites only the fields from category to sample."""
 PEAKS_HEADER = """\
 Known peaks (spikes and bursts), kept up to date by ai-log-analyzer.
-Edit status and notes: the pipeline keeps them and your comments, and rewrites only the other fields."""
+Edit status and notes: the pipeline keeps them and your comments, and rewrites only the other fields.
+Peaks older than REGISTRY_PEAK_DAYS before the newest one are removed, unless status or notes were edited."""
 
 ERRORS_COLUMNS = (
     "problem_id", "status", "owner", "ticket", "category", "flow", "error_class", "severity",
@@ -128,6 +129,7 @@ class RegistryUpdate:
     problems_added: int
     problems_updated: int
     peaks_added: int
+    peaks_expired: int = 0
 
 
 def peak_id(peak: Peak) -> str:
@@ -151,8 +153,11 @@ class Registry:
     run reads the registry once per day and again to report), so an edit on disk is always seen.
     """
 
-    def __init__(self, directory: Path | str, redact: Callable[[str], str] = default_redact) -> None:
+    def __init__(
+        self, directory: Path | str, redact: Callable[[str], str] = default_redact, peak_days: int = 90
+    ) -> None:
         self.directory = Path(directory)
+        self.peak_days = peak_days  # REGISTRY_PEAK_DAYS: untouched peaks kept before the newest one
         self.problems_path = self.directory / "problems.yaml"
         self.peaks_path = self.directory / "peaks.yaml"
         self._redact = redact
@@ -181,8 +186,9 @@ class Registry:
         """Merge the store's facts into the registry without losing what people wrote.
 
         New problems and peaks get status `new`; a `resolved` problem in `regressed` becomes
-        `regressed`; a `resolved` one without `resolved_at` gets `now`. A broken file raises
-        `RegistryError` and nothing is written.
+        `regressed`; a `resolved` one without `resolved_at` gets `now`. Peaks that started more than
+        `peak_days` before the newest one, and that nobody gave a status or notes, are removed (the
+        store keeps every peak). A broken file raises `RegistryError` and nothing is written.
         """
         now = utc(now or datetime.now(UTC))
         regressed = set(regressed)
@@ -260,7 +266,30 @@ class Registry:
             else:
                 new_peaks[key] = _new_entry(NEW_PEAK, facts)
         _insert_sorted(peak_doc, list(new_peaks.items()))
-        return RegistryUpdate(len(added), len(updated), len(new_peaks))
+        expired = self._expire_peaks(peak_doc, keep={peak_id(peak) for peak in peaks})
+        return RegistryUpdate(len(added), len(updated), len(new_peaks), expired)
+
+    def _expire_peaks(self, peak_doc: CommentedMap, keep: set[str]) -> int:
+        """Remove the old peaks nobody touched: without this `peaks.yaml`, which every run reads and
+        rewrites, grows with every peak ever found. Counted from the newest peak, not the clock, so a
+        backfill of last year keeps last year's peaks."""
+        starts = {key: _time(entry.get("window_start")) for key, entry in peak_doc.items()}
+        known = [start for start in starts.values() if start is not None]
+        if not known:
+            return 0
+        cutoff = max(known) - timedelta(days=self.peak_days)
+        old = [
+            key
+            for key, start in starts.items()
+            if start is not None
+            and start < cutoff
+            and key not in keep
+            and _status(peak_doc[key]) == "new"
+            and not _text(peak_doc[key].get("notes"))
+        ]
+        for key in old:
+            del peak_doc[key]
+        return len(old)
 
     def _problem_facts(self, record: ProblemRecord) -> dict[str, Any]:
         return {

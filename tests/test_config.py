@@ -53,6 +53,7 @@ def test_postgres_from_db_settings_and_password_masked_everywhere(monkeypatch):
         ({"ES_PORT": "70000"}, "ES_PORT"),
         ({"ES_CA_CERTS": "/nonexistent/ca.pem"}, "ES_CA_CERTS"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+        ({"REGISTRY_PEAK_DAYS": "0"}, "REGISTRY_PEAK_DAYS"),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_it(monkeypatch, env, named):

@@ -250,6 +250,35 @@ def test_a_dry_run_over_several_windows_finds_what_the_real_run_finds(demo_file,
     assert sum(f.kind == "new" for findings, _ in found[True] for f in findings) > 0
 
 
+def test_peaks_yaml_keeps_registry_peak_days_of_untouched_peaks(demo_file, tmp_path):
+    path, _ = demo_file
+    env = {**environment(tmp_path, path), "REGISTRY_PEAK_DAYS": "30"}
+    old = """{kind}:namespace:{ns}@2025-06-01T10:00:00Z:
+  status: {status}
+  notes: {notes}
+  kind: spike
+  scope: namespace
+  scope_id: {ns}
+  window_start: '2025-06-01T10:00:00Z'
+  window_end: '2025-06-01T10:15:00Z'
+"""
+    (tmp_path / "registry").mkdir()
+    (tmp_path / "registry" / "peaks.yaml").write_text(
+        old.format(kind="spike", ns="payments", status="new", notes="")
+        + old.format(kind="spike", ns="cards", status="known", notes="capacity ticket OPS-1")
+    )
+    result = run(backfill_command, ["--days", "1", "--output", str(tmp_path / "reports"), "--now", NOW], env)
+    assert result.exit_code == 0, result.output
+
+    peaks = (tmp_path / "registry" / "peaks.yaml").read_text()
+    assert "spike:namespace:payments@2025-06-01" not in peaks
+    assert (
+        "spike:namespace:cards@2025-06-01T10:00:00Z:\n  status: known\n  notes: capacity ticket OPS-1"
+        in peaks
+    )
+    assert "@2026-02-09T" in peaks  # the run's own peaks
+
+
 def test_regular_phase_catches_up_every_window_and_alerts_on_the_outage(demo_file, tmp_path):
     path, manifest = demo_file
     outage = manifest.incident("db_outage")

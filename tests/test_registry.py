@@ -278,3 +278,43 @@ def test_half_an_emoji_written_by_a_person_is_read_as_a_replacement_character(
     assert "half an emoji \ufffd" in errors_path.read_text(encoding="utf-8")
     assert "half \ufffd again" in peaks_path.read_text(encoding="utf-8")
     assert registry.load()[POOL].occurrences == 50
+
+
+DAY_WINDOWS = 96
+
+
+def test_untouched_peaks_older_than_the_kept_days_before_the_newest_are_removed(tmp_path: Path) -> None:
+    registry = Registry(tmp_path / "registry", peak_days=10)
+    old, edited, commented = (peak(n) for n in ("old", "edited", "commented"))
+    recent = peak("recent", window=5 * DAY_WINDOWS)
+    registry.update([], [old, edited, commented, recent])
+    edit(registry.peaks_path, f"{peak_id(edited)}:\n  status: new", f"{peak_id(edited)}:\n  status: known")
+    edit(
+        registry.peaks_path,
+        f"{peak_id(commented)}:\n  status: new\n  notes:",
+        f"{peak_id(commented)}:\n  status: new\n  notes: planned load test",
+    )
+
+    # the newest peak is 11 days after the old ones: 10 days are kept before it
+    newest = peak("newest", window=11 * DAY_WINDOWS)
+    result = registry.update([], [newest])
+
+    assert result.peaks_expired == 1
+    assert set(registry.load_peaks()) == {peak_id(p) for p in (edited, commented, recent, newest)}
+    assert registry.load_peaks()[peak_id(commented)].notes == "planned load test"
+
+
+def test_a_backfill_of_old_days_keeps_the_peaks_it_finds(tmp_path: Path) -> None:
+    # Counted from the newest peak, not the clock: a run today over last year keeps last year's peaks.
+    registry = Registry(tmp_path / "registry", peak_days=1)
+    peaks = [peak(f"ns{n}", window=n) for n in range(3)]
+    result = registry.update([], peaks, now=T0 + timedelta(days=400))
+    assert result.peaks_expired == 0 and len(registry.load_peaks()) == 3
+
+
+def test_a_peak_the_run_passes_is_kept_however_old(tmp_path: Path) -> None:
+    registry = Registry(tmp_path / "registry", peak_days=1)
+    registry.update([], [peak("newer", window=10 * DAY_WINDOWS)])
+    result = registry.update([], [peak("older", window=0)])
+    assert result.peaks_expired == 0 and peak_id(peak("older")) in registry.load_peaks()
+    assert registry.update([], []).peaks_expired == 1
