@@ -122,11 +122,10 @@ def three_days(path, *tail: bytes) -> list[str]:
     return stamps
 
 
-@pytest.mark.parametrize("parts", [1, 2])
-def test_each_day_of_a_file_reads_that_days_stretch_not_the_whole_file(tmp_path, monkeypatch, parts):
-    path = tmp_path / "logs.ndjson"
-    stamps = three_days(path, doc("2026-02-09T12:00:00Z", n="late"))
-    looked_at = []
+def read_each_day(path, parts: int, monkeypatch) -> tuple[list[list], list[bytes]]:
+    """Each of the three days read from one source in `parts` parts: the `n` of its documents, and
+    every line the reads looked at."""
+    looked_at: list[bytes] = []
     counted = fetch_module._counted
     monkeypatch.setattr(fetch_module, "_counted", lambda raw, *a: looked_at.append(raw) or counted(raw, *a))
     source = NdjsonSource(path)
@@ -135,6 +134,14 @@ def test_each_day_of_a_file_reads_that_days_stretch_not_the_whole_file(tmp_path,
         start = START + timedelta(days=day - 1)
         with source.split(start, start + timedelta(days=1), parts) as readers:
             per_day.append([d["n"] for read in readers for d in read(InputStats())])
+    return per_day, looked_at
+
+
+@pytest.mark.parametrize("parts", [1, 2])
+def test_each_day_of_a_file_reads_that_days_stretch_not_the_whole_file(tmp_path, monkeypatch, parts):
+    path = tmp_path / "logs.ndjson"
+    stamps = three_days(path, doc("2026-02-09T12:00:00Z", n="late"))
+    per_day, looked_at = read_each_day(path, parts, monkeypatch)
 
     assert per_day == [stamps[:24], stamps[24:48] + ["late"], stamps[48:]]
     # One pass over the file learns where each hour lies; then each day reads its own stretch: the
@@ -156,15 +163,7 @@ def test_lines_whose_time_cannot_be_read_here_are_in_every_range(tmp_path):
 def test_a_line_of_no_readable_time_far_away_does_not_widen_each_days_stretch(tmp_path, monkeypatch, parts):
     path = tmp_path / "logs.ndjson"
     stamps = three_days(path, b'{"n": "timeless"}')
-    looked_at = []
-    counted = fetch_module._counted
-    monkeypatch.setattr(fetch_module, "_counted", lambda raw, *a: looked_at.append(raw) or counted(raw, *a))
-    source = NdjsonSource(path)
-    per_day = []
-    for day in range(3):
-        start = START + timedelta(days=day - 1)
-        with source.split(start, start + timedelta(days=1), parts) as readers:
-            per_day.append([d["n"] for read in readers for d in read(InputStats())])
+    per_day, looked_at = read_each_day(path, parts, monkeypatch)
 
     assert per_day == [stamps[24 * day : 24 * day + 24] + ["timeless"] for day in range(3)]
     assert len(looked_at) == 3 * (24 + 1)  # each day its own hours and the timeless line, no more
