@@ -401,7 +401,7 @@ def publish_command(report_json, output, channels, dry_run, now) -> None:
     messages = publish.report_messages(
         report,
         store.incidents_between(report.start, report.end),
-        Registry(settings.registry_dir, redact=redactor.redact, peak_days=settings.registry_peak_days),
+        Registry(settings.registry_dir, redact=redactor.redact),
         destinations,
         redactor,
     )

@@ -89,8 +89,7 @@ class NdjsonSource:
         return f"file {self.path}"
 
     def fetch(self, start: datetime, end: datetime, stats: InputStats) -> Iterator[dict]:
-        start, end = utc(start), utc(end)
-        yield from self.fetch_part(start, end, self._segments(start, end), stats)
+        yield from self.fetch_part(start, end, self._segments(utc(start), utc(end)), stats)
 
     @contextmanager
     def split(self, start: datetime, end: datetime, parts: int) -> Iterator[list[PartFetch]]:
@@ -108,9 +107,10 @@ class NdjsonSource:
     ) -> Iterator[dict]:
         """The documents of [start, end) on the lines that start at a byte offset in one of the
         `segments` [first, stop), read in file order."""
+        start, end = utc(start), utc(end)
         with self._open() as handle:
             for first, stop in segments:
-                yield from _documents(_lines_starting_in(handle, first, stop), utc(start), utc(end), stats)
+                yield from _documents(_lines_starting_in(handle, first, stop), start, end, stats)
 
     def _segments(self, start: datetime, end: datetime) -> list[tuple[int, int]]:
         """The stretches [first, stop) of the file, in file order and apart, that hold every line

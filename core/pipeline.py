@@ -138,7 +138,8 @@ def _as_if_stored(earlier: Analysis, history: History, states: dict[str, Problem
     """Fold an earlier range's incidents into the history and the states read from the store, as
     persisting the range would have: its incidents replace the stored counts of its windows, and its
     sightings extend the problems' first and last seen."""
-    for counts in (history.problem_counts, history.namespace_counts):
+    overlaps = earlier.start < history.end and history.start < earlier.end
+    for counts in (history.problem_counts, history.namespace_counts) if overlaps else ():
         for scope, windows in list(counts.items()):
             for window in [w for w in windows if earlier.start <= w < earlier.end]:
                 del windows[window]

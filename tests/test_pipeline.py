@@ -253,7 +253,7 @@ def test_a_dry_run_over_several_windows_finds_what_the_real_run_finds(demo_file,
 def test_peaks_yaml_keeps_registry_peak_days_of_untouched_peaks(demo_file, tmp_path):
     path, _ = demo_file
     env = {**environment(tmp_path, path), "REGISTRY_PEAK_DAYS": "30"}
-    old = """{kind}:namespace:{ns}@2025-06-01T10:00:00Z:
+    old = """spike:namespace:{ns}@2025-06-01T10:00:00Z:
   status: {status}
   notes: {notes}
   kind: spike
@@ -264,8 +264,8 @@ def test_peaks_yaml_keeps_registry_peak_days_of_untouched_peaks(demo_file, tmp_p
 """
     (tmp_path / "registry").mkdir()
     (tmp_path / "registry" / "peaks.yaml").write_text(
-        old.format(kind="spike", ns="payments", status="new", notes="")
-        + old.format(kind="spike", ns="cards", status="known", notes="capacity ticket OPS-1")
+        old.format(ns="payments", status="new", notes="")
+        + old.format(ns="cards", status="known", notes="capacity ticket OPS-1")
     )
     result = run(backfill_command, ["--days", "1", "--output", str(tmp_path / "reports"), "--now", NOW], env)
     assert result.exit_code == 0, result.output

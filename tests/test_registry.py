@@ -280,7 +280,7 @@ def test_half_an_emoji_written_by_a_person_is_read_as_a_replacement_character(
     assert registry.load()[POOL].occurrences == 50
 
 
-DAY_WINDOWS = 96
+DAY_WINDOWS = timedelta(days=1) // WINDOW
 
 
 def test_untouched_peaks_older_than_the_kept_days_before_the_newest_are_removed(tmp_path: Path) -> None:
