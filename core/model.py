@@ -8,6 +8,7 @@ fetch yields raw documents (dicts) → normalize yields `Event` → fingerprint 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -137,6 +138,59 @@ class InputStats:
     @property
     def skipped_total(self) -> int:
         return sum(self.skipped.values())
+
+    def merge(self, other: InputStats) -> None:
+        """Add another part's or range's counts to these."""
+        self.fetched += other.fetched
+        self.accepted += other.accepted
+        self.truncated += other.truncated
+        for reason, n in other.skipped.items():
+            self.skipped[reason] = self.skipped.get(reason, 0) + n
+
+
+VERDICTS = ("ok", "degraded", "failed")
+"""How far an analysed range can be trusted, best first. `degraded`: analysed, but part of what should
+have been read was not (too many unreadable documents, a registry people cannot edit). `failed`: the
+range could not be read at all (source unreachable, a failed shard, an index pattern matching no
+index, no logs where logs are expected) and says nothing about the problems in it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The verdict on one analysed range (a day or a window) or on a whole run, with its reasons."""
+
+    status: str = "ok"  # one of VERDICTS
+    reasons: tuple[str, ...] = ()
+    label: str = ""  # the range as people name it: "2026-12-02" or a window's start; "" for a run
+
+    @classmethod
+    def worst(cls, verdicts: Iterable[Verdict], label: str = "") -> Verdict:
+        """One verdict for several: the worst status; the reasons of each verdict that is not ok."""
+        verdicts = list(verdicts)
+        status = max((v.status for v in verdicts), key=VERDICTS.index, default="ok")
+        reasons = tuple(
+            f"{v.label}: {reason}" if v.label else reason
+            for v in verdicts
+            if v.status != "ok"
+            for reason in v.reasons
+        )
+        return cls(status, reasons, label)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+    def headline(self) -> str:
+        """The first line people read: "Analysis FAILED for 2026-12-02: Elasticsearch unreachable"."""
+        where = f" for {self.label}" if self.label else ""
+        if self.status == "ok":
+            return f"Analysis complete{where}."
+        word = "FAILED" if self.status == "failed" else "DEGRADED"
+        return f"Analysis {word}{where}: " + "; ".join(self.reasons or ("no reason recorded",))
 
 
 @dataclass(slots=True)
