@@ -1,9 +1,11 @@
 """Command line: `backfill`, `regular_phase` and `log-analyzer <command>`. Parses arguments, builds the
 components from the settings and calls the pipeline; nothing else.
 
-Exit codes: 0 ok (also when only publishing failed, or another run of the phase holds the lock),
-1 the analysis failed (a day or window could not be processed; a source or the database down),
-2 a usage or configuration error (nothing was done).
+Exit codes: 0 ok (also when only publishing failed, another run of the phase holds the lock, or the
+run is degraded: analysed, with a warning first in every output), 1 the analysis failed (a day or
+window could not be read: the source or the database down, a failed shard, an index pattern that
+matches no index, no logs where logs are expected, nothing readable), 2 a usage or configuration
+error (nothing was done).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from core.redact import Redactor
 from core.registry import Registry
 from core.report import ReportWriteError, report_stamp
 from core.store import LockHeld, Store, StoreError, StoreUnavailable
+from core.verdict import VerdictConfig
 
 EXIT_FAILED = 1
 
@@ -106,6 +109,11 @@ def _components(settings: Settings, phase: str, *, dry_run: bool) -> Components:
         fields=fields,
         max_message_bytes=settings.max_message_bytes,
         analysis_workers=settings.analysis_workers,
+        verdict_config=VerdictConfig(
+            min_documents=settings.source_min_documents,
+            max_unreadable_share=settings.source_max_unreadable_share,
+            baseline=timedelta(days=max(1, settings.baseline_days)),
+        ),
         baseline_days=settings.baseline_days,
         ingest_lag=timedelta(minutes=settings.ingest_lag_minutes),
         max_catchup_windows=settings.max_catchup_windows,
@@ -179,28 +187,34 @@ def _now(value: datetime | None) -> datetime:
 
 
 def _finish(outcome: RunOutcome) -> None:
-    """Print the run summary (the lines operators grep for) and exit with the documented code."""
+    """Print the run summary (the lines operators grep for) and exit with the documented code: ✅ marks
+    only what succeeded, and a run that failed or is degraded says so on its first line."""
     f = outcome.figures
+    verdict = outcome.verdict
     echo = click.echo
+    if not verdict.ok:
+        echo(("❌ " if verdict.failed else "⚠️ ") + verdict.headline())
+    done = "✅" if not f.days_failed else "❌"
     if outcome.phase == "backfill":
         echo(
-            f"✅ Backfill processing finished for {f.days_processed} days "
+            f"{done} Backfill processing finished for {f.days_processed} days "
             f"({f.days_succeeded} succeeded, {f.days_failed} failed) in {f.duration_s}s"
         )
     else:
         echo(
-            f"✅ Regular phase processed {f.days_processed} windows "
+            f"{done} Regular phase processed {f.days_processed} windows "
             f"({f.days_failed} failed) in {f.duration_s}s"
         )
+    read = "✅" if verdict.ok else "⚠️"
     skipped = sum(f.events_skipped.values())
     echo(
-        f"✅ Events fetched: {f.events_fetched}"
+        f"{read} Events fetched: {f.events_fetched}"
         + (f" ({skipped} skipped: {f.events_skipped})" if skipped else "")
     )
-    echo(f"✅ Incidents saved: {f.incidents_saved}")
+    echo(f"{read} Incidents saved: {f.incidents_saved}")
     echo(f"Registry updated: {f.registry_updates} entries")
     if outcome.report_files:
-        echo("✅ Problem reports generated:")
+        echo(f"{read} Problem reports generated:")
         for path in outcome.report_files.values():
             echo(f"   - {path}")
     if outcome.summary:
@@ -208,7 +222,11 @@ def _finish(outcome: RunOutcome) -> None:
         for line in outcome.summary:
             echo(f"  {line}")
     if outcome.phase == "regular" and not outcome.alerts:
-        echo("[No Teams message: nothing critical]")
+        echo(
+            "[No Teams message: nothing critical]"
+            if verdict.ok
+            else "[No Teams message: no critical finding]"
+        )
     for line in outcome.published:
         echo(f"Published: {line}")
     if outcome.run_id:
@@ -216,7 +234,10 @@ def _finish(outcome: RunOutcome) -> None:
     if outcome.failed:
         for failure in outcome.failed:
             click.echo(f"❌ failed: {failure}", err=True)
+    if verdict.failed:
         sys.exit(EXIT_FAILED)
+    if not verdict.ok:
+        click.echo(f"⚠️ {verdict.headline()} (exit 0: the ranges were analysed)", err=True)
 
 
 def _run_phase(fn, *args, **kwargs) -> None:

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     es_timeout_s: float = Field(60.0, gt=0)
     log_file: Path = Path("demo/logs.ndjson")
     max_message_bytes: int = Field(65536, ge=256)
+    # A range with fewer documents of any level failed ("logs stopped arriving"; 0: no such check);
+    # one where more of the documents read could not be used is degraded.
+    source_min_documents: int = Field(1, ge=0)
+    source_max_unreadable_share: float = Field(0.5, ge=0, le=1)
     analysis_workers: int = Field(1, ge=1, le=64)  # processes per analysed range (1: the run's own)
 
     # Registry and exports

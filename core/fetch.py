@@ -47,8 +47,17 @@ default (contiguous Lucene doc-id ranges): logs are indexed in time order, so on
 an index lies in one such range and one slice would get all of it. Every document has exactly one
 `_seq_no` per shard, with doc values, and its hash spreads any time range evenly over the slices."""
 
-# The response is reduced to what is read: no _index, _score, shard header or took per hit and page.
-_HITS_ONLY = ["pit_id", "hits.hits._id", "hits.hits._source", "hits.hits.sort"]
+# The response is reduced to what is read: no _index, _score or took per hit and page. The shard
+# header stays: a page that some shards failed to search is missing their documents.
+_HITS_ONLY = [
+    "pit_id",
+    "hits.hits._id",
+    "hits.hits._source",
+    "hits.hits.sort",
+    "_shards.failed",
+    "_shards.total",
+    "_shards.failures",
+]
 
 
 class SourceUnavailable(Exception):
@@ -67,6 +76,12 @@ class Source(Protocol):
     def split(self, start: datetime, end: datetime, parts: int) -> AbstractContextManager[list[PartFetch]]:
         """`parts` readers that together yield exactly what `fetch` yields, each document once, each
         safe to call in its own forked process. Raises NotImplementedError when the source cannot."""
+        ...
+
+    def volume(self, start: datetime, end: datetime, *, enough: int) -> int:
+        """How many documents of any level lie in [start, end), counted at least up to `enough` (a
+        source may stop counting there): the cheap fact that tells a quiet range, which has logs but
+        no errors, from one whose logs never arrived. Raises `SourceUnavailable` like `fetch`."""
         ...
 
     def describe(self) -> str:
@@ -90,6 +105,20 @@ class NdjsonSource:
 
     def fetch(self, start: datetime, end: datetime, stats: InputStats) -> Iterator[dict]:
         yield from self.fetch_part(start, end, self._segments(utc(start), utc(end)), stats)
+
+    def volume(self, start: datetime, end: datetime, *, enough: int) -> int:
+        """The lines `fetch` would count in the range, up to `enough`: a range that has logs stops at
+        its first lines, so this costs a full read of the range's hours only when it has too few."""
+        start, end = utc(start), utc(end)
+        found = 0
+        with self._open() as handle:
+            for first, stop in self._segments(start, end):
+                for raw in _lines_starting_in(handle, first, stop):
+                    if _counted(raw, start, end):
+                        found += 1
+                        if found >= enough:
+                            return found
+        return found
 
     @contextmanager
     def split(self, start: datetime, end: datetime, parts: int) -> Iterator[list[PartFetch]]:
@@ -329,7 +358,28 @@ class ElasticsearchSource:
         )
 
     def describe(self) -> str:
-        return f"Elasticsearch {self.endpoint} index {self.index}"
+        return f"Elasticsearch {_public(self.endpoint)} index {self.index}"
+
+    def volume(self, start: datetime, end: datetime, *, enough: int) -> int:
+        """One count request over the time range alone, every level. It also tells an index pattern
+        that matches no index (`allow_no_indices` off) and a shard that fails the range's query."""
+        from elasticsearch import ApiError, NotFoundError, TransportError
+
+        bounds = {"gte": _es_time(start), "lt": _es_time(end)}
+        fields = self.timestamp_fields or sorted({f for layout in self._layouts() for f in layout.timestamp})
+        query = {"bool": {"should": [{"range": {f: bounds}} for f in fields], "minimum_should_match": 1}}
+        try:
+            response = _retrying(self.client.count)(
+                index=self.index, query=query, allow_no_indices=False, ignore_unavailable=False
+            ).body
+        except NotFoundError as exc:
+            if _error_type(exc) == "index_not_found_exception":
+                raise SourceUnavailable(f"index pattern {self.index} matches no index") from None
+            raise self._unreachable(exc) from None
+        except (ApiError, TransportError) as exc:
+            raise self._unreachable(exc) from None
+        _check_shards(response)
+        return int(response.get("count", 0))
 
     def _layouts(self) -> list[FieldMap]:
         from core.normalize import PRESETS
@@ -427,7 +477,7 @@ class ElasticsearchSource:
             opened = _retrying(self.client.open_point_in_time)(index=self.index, keep_alive=self.keep_alive)
             pit = opened.body["id"]
         except (ApiError, TransportError) as exc:
-            raise SourceUnavailable(f"Elasticsearch {self.endpoint} unavailable: {_es_error(exc)}") from None
+            raise self._unreachable(exc) from None
         try:
             yield pit
         finally:
@@ -445,8 +495,13 @@ class ElasticsearchSource:
             "filter_path": _HITS_ONLY,
         }
 
+    def _unreachable(self, exc: Exception) -> SourceUnavailable:
+        return SourceUnavailable(f"Elasticsearch {_public(self.endpoint)} unreachable ({_es_error(exc)})")
+
     def _failed_while_reading(self, exc: Exception) -> SourceUnavailable:
-        return SourceUnavailable(f"Elasticsearch {self.endpoint} failed while reading: {_es_error(exc)}")
+        return SourceUnavailable(
+            f"Elasticsearch {_public(self.endpoint)} failed while reading ({_es_error(exc)})"
+        )
 
     def _slice_pages(
         self, client: Elasticsearch, pit: str, body_slice: dict | None, request: dict
@@ -461,6 +516,7 @@ class ElasticsearchSource:
                 slice=body_slice,
                 **request,
             ).body
+            _check_shards(response)
             # Elasticsearch may hand out a new PIT id with any response: always continue with the newest.
             pit = response.get("pit_id", pit)
             hits = response.get("hits", {}).get("hits", [])  # filter_path drops an empty hits list
@@ -563,6 +619,62 @@ def _es_time(dt: datetime) -> str:
     return utc(dt).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _check_shards(response: dict) -> None:
+    """Raise when a shard failed: its documents are missing from the answer, which still says 200."""
+    shards = response.get("_shards") or {}
+    failed = shards.get("failed") or 0
+    if not failed:
+        return
+    failures = shards.get("failures") or [{}]
+    first = failures[0]
+    reason = first.get("reason") or {}
+    indices = sorted({str(f.get("index")) for f in failures if f.get("index")})
+    where = f"index {indices[0]}" + (f" (and {len(indices) - 1} more)" if len(indices) > 1 else "")
+    raise SourceUnavailable(
+        f"{failed} of {shards.get('total', '?')} Elasticsearch shards failed in {where}: "
+        f"{reason.get('type', 'unknown')}: {_shortened(str(reason.get('reason', '')))}"
+    )
+
+
+def _error_type(exc: Exception) -> str | None:
+    body = getattr(exc, "body", None)
+    error = body.get("error") if isinstance(body, dict) else None
+    return error.get("type") if isinstance(error, dict) else None
+
+
 def _es_error(exc: Exception) -> str:
-    text = str(exc)
+    """Why a request failed, in words: "connection refused", "timed out", "401 security_exception: …"."""
+    from elasticsearch import ApiError, ConnectionTimeout
+    from elasticsearch import ConnectionError as ConnectionFailed
+
+    if isinstance(exc, ConnectionTimeout):
+        return "timed out"
+    if isinstance(exc, ConnectionFailed):
+        text = getattr(exc, "message", "") or str(exc)
+        for needle, words in (
+            ("refused", "connection refused"),
+            ("Name or service not known", "host name not found"),
+            ("nodename nor servname", "host name not found"),
+            ("timed out", "timed out"),
+            ("CERTIFICATE_VERIFY_FAILED", "TLS certificate not trusted"),
+        ):
+            if needle in text:
+                return words
+        return _shortened(text)
+    if isinstance(exc, ApiError):
+        body = exc.body.get("error") if isinstance(exc.body, dict) else None
+        detail = f"{body.get('type')}: {body.get('reason')}" if isinstance(body, dict) else str(exc.message)
+        words = {401: "authentication failed", 403: "access denied"}.get(exc.meta.status)
+        status = f"{words}, {exc.meta.status}" if words else str(exc.meta.status)
+        return f"{status} {_shortened(detail)}"
+    return _shortened(str(exc))
+
+
+def _shortened(text: str) -> str:
     return text if len(text) < 300 else text[:300] + "…"
+
+
+def _public(endpoint: str) -> str:
+    """An endpoint fit for a message: any user and password in it removed."""
+    scheme, sep, rest = endpoint.partition("://")
+    return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else endpoint.rpartition("@")[2]

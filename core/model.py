@@ -165,14 +165,18 @@ class Verdict:
 
     @classmethod
     def worst(cls, verdicts: Iterable[Verdict], label: str = "") -> Verdict:
-        """One verdict for several: the worst status; the reasons of each verdict that is not ok."""
+        """One verdict for several (a run's ranges): the worst status, and the reasons of the verdicts
+        that are not ok, each once, named by the ranges it holds for when there are several."""
         verdicts = list(verdicts)
         status = max((v.status for v in verdicts), key=VERDICTS.index, default="ok")
+        where: dict[str, list[str]] = {}
+        for v in verdicts:
+            for reason in v.reasons if v.status != "ok" else ():
+                labels = where.setdefault(reason, [])
+                if v.label and v.label != label and len(verdicts) > 1:
+                    labels.append(v.label)
         reasons = tuple(
-            f"{v.label}: {reason}" if v.label else reason
-            for v in verdicts
-            if v.status != "ok"
-            for reason in v.reasons
+            f"{', '.join(labels)}: {reason}" if labels else reason for reason, labels in where.items()
         )
         return cls(status, reasons, label)
 

@@ -28,7 +28,7 @@ from core import log, publish
 from core.aggregate import Aggregator
 from core.classify import Classifier
 from core.detect import DetectConfig, critical, detect
-from core.fetch import PartFetch, Source
+from core.fetch import PartFetch, Source, SourceUnavailable
 from core.fingerprint import Fingerprinter
 from core.metrics import RunMetrics, push_run_metrics
 from core.model import (
@@ -41,14 +41,25 @@ from core.model import (
     InputStats,
     ProblemClass,
     ProblemState,
+    Verdict,
+    isoformat,
     window_start,
 )
 from core.normalize import FieldMap, normalize
 from core.propagate import PropagateConfig, propagate
 from core.redact import Redactor
 from core.registry import Registry, RegistryError
-from core.report import Report, RunFigures, build_report, executive_summary, report_stamp, write_reports
+from core.report import (
+    Report,
+    RunFigures,
+    build_report,
+    executive_summary,
+    range_text,
+    report_stamp,
+    write_reports,
+)
 from core.store import Store, StoreUnavailable
+from core.verdict import VerdictConfig, read_verdict, volume_verdict
 
 DAY = timedelta(days=1)
 
@@ -76,6 +87,7 @@ class Components:
     pushgateway_url: str | None = None
     destinations: publish.Destinations = field(default_factory=publish.Destinations)
     analysis_workers: int = 1  # processes analysing one range, each a part of it (1: in this process)
+    verdict_config: VerdictConfig = field(default_factory=VerdictConfig)
 
 
 @dataclass
@@ -90,23 +102,43 @@ class RangeResult:
 
 
 @dataclass
+class RangeOutcome:
+    """One day or window of a run: its verdict and, when it could be analysed, what was found."""
+
+    label: str  # the range as people name it: "2026-12-02", or a window's start
+    verdict: Verdict
+    result: RangeResult | None = None  # None: the range could not be read
+    saved: int = 0  # incidents stored
+
+
+@dataclass
 class RunOutcome:
-    """The end of a run: what the entrypoint prints and how it exits."""
+    """The end of a run, made from what its ranges returned: what the entrypoint prints and how it exits."""
 
     run_id: str | None
     phase: str
     figures: RunFigures
-    failed: list[str] = field(default_factory=list)  # days or windows that failed, with why
+    verdict: Verdict  # the run's: the worst of its ranges' verdicts and of its own checks
+    ranges: list[RangeOutcome] = field(default_factory=list)
     report_files: dict[str, Path] = field(default_factory=dict)
     published: list[str] = field(default_factory=list)  # what was published/written, one line each
     summary: list[str] = field(default_factory=list)  # executive summary lines
     alerts: int = 0
     publish_status: dict[str, str] = field(default_factory=dict)  # channel → ok | failed | skipped
-    results: list[RangeResult] = field(default_factory=list)  # the ranges analysed successfully
+
+    @property
+    def results(self) -> list[RangeResult]:
+        """What the ranges that could be read found."""
+        return [r.result for r in self.ranges if r.result is not None]
+
+    @property
+    def failed(self) -> list[str]:
+        """The failed ranges, each with why ("2026-12-02: Elasticsearch … unreachable (timed out)")."""
+        return [f"{r.label}: {'; '.join(r.verdict.reasons)}" for r in self.ranges if r.verdict.failed]
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.verdict.failed
 
 
 def analyse(
@@ -170,11 +202,7 @@ class _Counted:
     def merge(self, later: _Counted) -> None:
         """Add a later part's counts (in part order, so first-seen choices are the single process's)."""
         self.aggregator.merge(later.aggregator)
-        self.stats.fetched += later.stats.fetched
-        self.stats.accepted += later.stats.accepted
-        self.stats.truncated += later.stats.truncated
-        for reason, n in later.stats.skipped.items():
-            self.stats.skipped[reason] = self.stats.skipped.get(reason, 0) + n
+        self.stats.merge(later.stats)
         for problem_id, problem in later.classes.items():
             self.classes.setdefault(problem_id, problem)
 
@@ -245,82 +273,129 @@ def _aggregate_part(index: int) -> _Counted:
 
 def backfill(c: Components, days: list[date], output: Path, *, dry_run: bool, now: datetime) -> RunOutcome:
     """Analyse whole UTC days, each on its own; report and publish the run."""
-    outcome = RunOutcome(None, "backfill", RunFigures(days_processed=len(days)))
     logger = log.get().bind(phase="backfill", dry_run=dry_run)
     args = {"days": [d.isoformat() for d in days], "dry_run": dry_run}
-    with _run(c, "backfill", args, dry_run, outcome) as run:
+    with _run(c, "backfill", args, dry_run) as run:
         _learn_baseline(c, run, days[0], logger)
         starts = [datetime(d.year, d.month, d.day, tzinfo=UTC) for d in days]
         # One failed day never stops the others.
-        results = _process(c, run, outcome, starts, DAY, "day", stop_at_failure=False, logger=logger)
-        _update_registry(c, run, outcome, results, logger, now)
-        outcome.figures.duration_s = run.elapsed()
-        report = _report(c, "backfill", days, results, outcome.figures, now)
+        ranges = _process(c, run, starts, DAY, "day", stop_at_failure=False, logger=logger)
+        results = [r.result for r in ranges if r.result is not None]
+        registry_updates = _update_registry(c, run, results, logger, now)
+        figures = _figures(ranges, len(days), registry_updates, run.elapsed())
+        verdict = Verdict.worst([r.verdict for r in ranges], range_text(starts[0], starts[-1] + DAY))
+        report = _report(c, "backfill", days, results, figures, verdict, [r.verdict for r in ranges], now)
         with run.step("report"):
-            outcome.report_files = write_reports(report, output)
-        outcome.summary = executive_summary(report)
-        outcome.published, outcome.publish_status = _publish_backfill(c, report, results, output, now, logger)
+            report_files = write_reports(report, output)
+        published, publish_status = _publish_backfill(c, report, results, output, now, logger)
+        outcome = RunOutcome(
+            run.run_id,
+            "backfill",
+            figures,
+            verdict,
+            ranges,
+            report_files=report_files,
+            published=published,
+            summary=executive_summary(report),
+            publish_status=publish_status,
+        )
+        run.finish(outcome)
     return outcome
 
 
 def regular_phase(c: Components, lookback: timedelta, *, dry_run: bool, now: datetime) -> RunOutcome:
     """Analyse every unprocessed 15-minute window up to now − ingest lag; alert only on critical findings."""
-    outcome = RunOutcome(None, "regular", RunFigures())
     logger = log.get().bind(phase="regular", dry_run=dry_run)
     args = {"lookback_min": lookback.total_seconds() / 60, "dry_run": dry_run}
-    with _run(c, "regular", args, dry_run, outcome) as run:
+    with _run(c, "regular", args, dry_run) as run:
         windows = pending_windows(c, lookback, now)
-        outcome.figures.days_processed = len(windows)
         # Later windows wait after a failure: processing them would leave a hole the catch-up skips.
-        results = _process(c, run, outcome, windows, WINDOW, "window", stop_at_failure=True, logger=logger)
-        _update_registry(c, run, outcome, results, logger, now)
-        outcome.figures.duration_s = run.elapsed()
+        ranges = _process(c, run, windows, WINDOW, "window", stop_at_failure=True, logger=logger)
+        results = [r.result for r in ranges if r.result is not None]
+        registry_updates = _update_registry(c, run, results, logger, now)
+        figures = _figures(ranges, len(windows), registry_updates, run.elapsed())
+        label = range_text(windows[0], windows[-1] + WINDOW) if windows else ""
+        verdict = Verdict.worst([r.verdict for r in ranges], label)
         findings = [f for r in results for f in critical(r.detection.findings, c.detect_config)]
-        outcome.alerts = len(findings)
         # Also without findings: what earlier runs failed to deliver is delivered now.
-        outcome.published, outcome.publish_status = _publish_alert(
-            c, findings, Path(c.export_dir), now, logger
+        published, publish_status = _publish_alert(c, findings, Path(c.export_dir), now, logger)
+        outcome = RunOutcome(
+            run.run_id,
+            "regular",
+            figures,
+            verdict,
+            ranges,
+            published=published,
+            alerts=len(findings),
+            publish_status=publish_status,
         )
+        run.finish(outcome)
     return outcome
 
 
 def _process(
     c: Components,
     run: _Run,
-    outcome: RunOutcome,
     starts: list[datetime],
     size: timedelta,
     name: str,
     *,
     stop_at_failure: bool,
     logger,
-) -> list[RangeResult]:
-    """Analyse and persist each range [start, start + size) atomically, counting into the figures."""
-    figures = outcome.figures
-    results = outcome.results
+) -> list[RangeOutcome]:
+    """Analyse and persist each range [start, start + size) atomically, with its verdict.
+
+    A range the source could not deliver (unreachable, a failed shard, no index) is not stored, so a
+    later run analyses it again. A range that was read but held no logs or nothing readable is
+    stored as read, and its verdict says it failed."""
+    ranges: list[RangeOutcome] = []
     for start in log.progress(starts, total=len(starts), desc=f"{run.phase} {name}s"):
-        label = start.date().isoformat() if size == DAY else start.isoformat()
+        end = start + size
+        label = start.date().isoformat() if size == DAY else isoformat(start)
+        unstored = [r.result for r in ranges if r.result is not None] if run.dry_run else ()
         try:
-            with run.step(f"{name} {label}") as counts:
-                result = analyse(c, start, start + size, results if run.dry_run else ())
-                saved = run.persist(result, start, start + size)
+            with run.step(f"{name} {label}") as step:
+                arrived = volume_verdict(c.source, start, end, label, c.verdict_config)
+                result = analyse(c, start, end, unstored)
+                read = read_verdict(result.analysis.stats, label, c.verdict_config)
+                verdict = Verdict.worst([arrived, read], label)
+                saved = run.persist(result, start, end)
                 _release_stored_details(result)
-                counts.update(events=result.analysis.stats.fetched, incidents=saved)
+                step.verdict = verdict
+                step.counts.update(events=result.analysis.stats.fetched, incidents=saved)
         except Exception as exc:
-            logger.error(f"{name} failed", range=label, error=str(exc))
-            outcome.failed.append(f"{label}: {exc}")
-            figures.failed_days.append(label)
+            reason = str(exc) if isinstance(exc, SourceUnavailable) else f"{type(exc).__name__}: {exc}"
+            logger.error(f"{name} failed", range=label, error=reason)
+            ranges.append(RangeOutcome(label, Verdict("failed", (reason,), label)))
             if stop_at_failure:
                 break
             continue
-        results.append(result)
-        figures.days_succeeded += 1
-        figures.events_fetched += result.analysis.stats.fetched
-        figures.incidents_saved += saved
-        for reason, n in result.analysis.stats.skipped.items():
-            figures.events_skipped[reason] = figures.events_skipped.get(reason, 0) + n
-    figures.days_failed = len(figures.failed_days)
-    return results
+        if not verdict.ok:
+            logger.warning(f"{name} {verdict.status}", range=label, reasons=list(verdict.reasons))
+        ranges.append(RangeOutcome(label, verdict, result, saved))
+    return ranges
+
+
+def _figures(
+    ranges: list[RangeOutcome], requested: int, registry_updates: int, duration_s: float
+) -> RunFigures:
+    """The run's figures, from what its ranges returned."""
+    stats = InputStats()
+    for r in ranges:
+        if r.result is not None:
+            stats.merge(r.result.analysis.stats)
+    failed = [r.label for r in ranges if r.verdict.failed]
+    return RunFigures(
+        days_processed=requested,
+        days_succeeded=len(ranges) - len(failed),
+        days_failed=len(failed),
+        failed_days=failed,
+        events_fetched=stats.fetched,
+        events_skipped=dict(stats.skipped),
+        incidents_saved=sum(r.saved for r in ranges),
+        registry_updates=registry_updates,
+        duration_s=duration_s,
+    )
 
 
 def _release_stored_details(result: RangeResult) -> None:
@@ -359,6 +434,14 @@ def pending_windows(c: Components, lookback: timedelta, now: datetime) -> list[d
 # --- the run record -------------------------------------------------------------------------
 
 
+@dataclass
+class _Step:
+    """What a step of the run records besides its time: counts, and the verdict of a range."""
+
+    counts: dict = field(default_factory=dict)
+    verdict: Verdict | None = None
+
+
 class _Run:
     """Records the run and its steps in the store (nothing in a dry run) and times its database writes."""
 
@@ -372,15 +455,17 @@ class _Run:
         return round((datetime.now(UTC) - self.started_at).total_seconds(), 1)
 
     @contextmanager
-    def step(self, name: str) -> Iterator[dict]:
-        counts: dict = {}
+    def step(self, name: str) -> Iterator[_Step]:
+        step = _Step()
         started = datetime.now(UTC)
         try:
-            yield counts
+            yield step
         except Exception as exc:
-            self._record(name, "failed", started, counts, str(exc))
+            self._record(name, "failed", started, step.counts, str(exc))
             raise
-        self._record(name, "succeeded", started, counts, None)
+        verdict = step.verdict or Verdict()
+        status = "succeeded" if verdict.ok else verdict.status
+        self._record(name, status, started, step.counts, "; ".join(verdict.reasons) or None)
 
     def _record(self, name: str, status: str, started: datetime, counts: dict, error: str | None) -> None:
         if self.run_id is not None:
@@ -404,19 +489,24 @@ class _Run:
         return written.incidents_saved
 
     def finish(self, outcome: RunOutcome) -> None:
-        if self.run_id is None:
-            return
-        figures = outcome.figures
-        status = "succeeded" if outcome.ok else ("partial" if figures.days_succeeded else "failed")
-        counts = {
-            "events_fetched": figures.events_fetched,
-            "incidents_saved": figures.incidents_saved,
-            "registry_updates": figures.registry_updates,
-            "ranges": figures.days_processed,
-            "failed": figures.failed_days,
-            "alerts": outcome.alerts,
-        }
-        self.c.store.finish_run(self.run_id, status, counts, "; ".join(outcome.failed) or None)
+        """Record how the run ended and push its metrics."""
+        if self.run_id is not None:
+            figures = outcome.figures
+            if outcome.verdict.failed:
+                status = "partial" if figures.days_succeeded else "failed"
+            else:
+                status = "succeeded" if outcome.verdict.ok else "degraded"
+            counts = {
+                "events_fetched": figures.events_fetched,
+                "incidents_saved": figures.incidents_saved,
+                "registry_updates": figures.registry_updates,
+                "ranges": figures.days_processed,
+                "failed": figures.failed_days,
+                "alerts": outcome.alerts,
+                "verdict": outcome.verdict.status,
+            }
+            self.c.store.finish_run(self.run_id, status, counts, "; ".join(outcome.verdict.reasons) or None)
+        _push_metrics(self.c, self, outcome)
 
 
 GC_THRESHOLDS = (50_000, 20, 20)
@@ -438,27 +528,26 @@ def _rare_collections() -> Iterator[None]:
 
 
 @contextmanager
-def _run(c: Components, phase: str, args: dict, dry_run: bool, outcome: RunOutcome) -> Iterator[_Run]:
-    """Hold the phase lock, record the run (a crash marks it failed) and push its metrics at the end."""
+def _run(c: Components, phase: str, args: dict, dry_run: bool) -> Iterator[_Run]:
+    """Hold the phase lock and record the run; a crash marks it failed and pushes failed metrics.
+    The phase ends a run that did not crash with `_Run.finish`."""
     with _rare_collections():
         if dry_run:
             yield _Run(c, phase, None, dry_run)
             return
         with c.store.phase_lock(phase):
             run_id = c.store.start_run(phase, args, c.k8s_job, c.k8s_pod or socket.gethostname())
-            outcome.run_id = run_id
             log.get().info("run started", phase=phase, run_id=run_id, k8s_job=c.k8s_job, k8s_pod=c.k8s_pod)
             run = _Run(c, phase, run_id, dry_run)
             try:
                 yield run
             except BaseException as exc:
+                reason = f"{type(exc).__name__}: {exc}"
                 with contextlib.suppress(Exception):  # the database may be what failed
-                    c.store.finish_run(run_id, "failed", {}, f"{type(exc).__name__}: {exc}")
-                outcome.failed.append(f"{type(exc).__name__}: {exc}")
-                _push_metrics(c, run, outcome)
+                    c.store.finish_run(run_id, "failed", {}, reason)
+                crashed = RunOutcome(run_id, phase, RunFigures(), Verdict("failed", (reason,)))
+                _push_metrics(c, run, crashed)
                 raise
-            run.finish(outcome)
-            _push_metrics(c, run, outcome)
 
 
 def _push_metrics(c: Components, run: _Run, outcome: RunOutcome) -> None:
@@ -505,8 +594,13 @@ def _learn_baseline(c: Components, run: _Run, first_day: date, logger) -> None:
         return  # learned already, or the store has a history of its own (the regular phase's)
     logger.info("learning the baseline first", days=len(missing), before=first_day.isoformat())
     for start in log.progress(missing, total=len(missing), desc="learning baseline"):
-        with run.step(f"baseline {start.date().isoformat()}"):
-            run.persist(analyse(c, start, start + DAY), start, start + DAY)
+        try:
+            with run.step(f"baseline {start.date().isoformat()}"):
+                run.persist(analyse(c, start, start + DAY), start, start + DAY)
+        except SourceUnavailable as exc:
+            # The requested days meet the same source and fail with this reason in their verdicts.
+            logger.error("baseline not learned", error=str(exc))
+            return
 
 
 def _with_registry_status(states: dict[str, ProblemState], registry: Registry) -> dict[str, ProblemState]:
@@ -523,23 +617,22 @@ def _with_registry_status(states: dict[str, ProblemState], registry: Registry) -
     return merged
 
 
-def _update_registry(
-    c: Components, run: _Run, outcome: RunOutcome, results: list[RangeResult], logger, now: datetime
-) -> None:
-    """Bring the registry and its CSV exports up to date with the store (never in a dry run).
+def _update_registry(c: Components, run: _Run, results: list[RangeResult], logger, now: datetime) -> int:
+    """Bring the registry and its CSV exports up to date with the store (never in a dry run); returns
+    the entries added or updated.
 
     From the store, not only from this run's results: what a killed run stored reaches the
     registry with the next run."""
     if run.dry_run:
-        return
+        return 0
     regressed = {f.problem_id for r in results for f in r.detection.findings if f.kind == "regression"}
     last = c.store.last_processed_window()
     peaks = [] if last is None else c.store.peaks_between(last - c.baseline_days * DAY - DAY, last + WINDOW)
     try:
-        with run.step("registry") as counts:
+        with run.step("registry") as step:
             update = c.registry.update(c.store.problems(), peaks, regressed, now)
             c.registry.export_csv(c.export_dir)
-            counts.update(
+            step.counts.update(
                 added=update.problems_added,
                 updated=update.problems_updated,
                 peaks=update.peaks_added,
@@ -547,8 +640,8 @@ def _update_registry(
             )
     except RegistryError as exc:
         logger.error("registry not updated", error=str(exc))
-        return
-    outcome.figures.registry_updates = update.problems_added + update.problems_updated + update.peaks_added
+        return 0
+    return update.problems_added + update.problems_updated + update.peaks_added
 
 
 def _report(
@@ -557,6 +650,8 @@ def _report(
     days: list[date],
     results: list[RangeResult],
     figures: RunFigures,
+    verdict: Verdict,
+    range_verdicts: list[Verdict],
     now: datetime,
 ) -> Report:
     start = datetime(days[0].year, days[0].month, days[0].day, tzinfo=UTC)
@@ -565,10 +660,7 @@ def _report(
     states: dict[str, ProblemState] = {}
     classes: dict[str, ProblemClass] = {}
     for r in results:
-        stats.fetched += r.analysis.stats.fetched
-        stats.accepted += r.analysis.stats.accepted
-        for reason, n in r.analysis.stats.skipped.items():
-            stats.skipped[reason] = stats.skipped.get(reason, 0) + n
+        stats.merge(r.analysis.stats)
         for pid, state in r.states.items():
             states.setdefault(pid, state)
         classes.update(r.classes)
@@ -593,6 +685,8 @@ def _report(
         stats=stats,
         figures=figures,
         redactor=c.redactor,
+        verdict=verdict,
+        range_verdicts=range_verdicts,
     )
 
 

@@ -27,13 +27,14 @@ from core.model import (
     Peak,
     ProblemClass,
     ProblemState,
+    Verdict,
     Workload,
     isoformat,
     utc,
 )
 from core.redact import Redactor
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 """Version of the JSON report layout (docs/report-schema.md); bump the major part on breaking changes."""
 
 TOP_DETAILS = 20
@@ -107,6 +108,8 @@ class Report:
     chains: list[Chain]  # most confident first
     stats: InputStats
     figures: RunFigures
+    verdict: Verdict = field(default_factory=Verdict)  # the run's; not ok: every output says so first
+    range_verdicts: list[Verdict] = field(default_factory=list)  # one per day or window analysed
 
     @property
     def label(self) -> str:
@@ -181,6 +184,8 @@ def build_report(
     stats: InputStats,
     figures: RunFigures,
     redactor: Redactor,
+    verdict: Verdict | None = None,
+    range_verdicts: Iterable[Verdict] = (),
 ) -> Report:
     """Merge the range's incidents per problem, attach findings and human fields, and rank them."""
     incidents_by_problem: dict[str, list[Incident]] = defaultdict(list)
@@ -219,7 +224,24 @@ def build_report(
         ],
         stats=stats,
         figures=figures,
+        verdict=_redacted(verdict or Verdict(), redactor),
+        range_verdicts=[_redacted(v, redactor) for v in range_verdicts],
     )
+
+
+def _redacted(verdict: Verdict, redactor: Redactor) -> Verdict:
+    """A source's error may quote what it failed on (a field value): reasons are redacted like samples."""
+    return replace(verdict, reasons=tuple(redactor.redact(reason) for reason in verdict.reasons))
+
+
+def empty_summary(report: Report) -> str:
+    """What the executive summary says when it lists no problem: never "No problems" for a range that
+    could not be read."""
+    if report.verdict.failed:
+        return "No problems can be reported: the analysis failed (see above)."
+    if not report.verdict.ok:
+        return "No problems found in what could be read; the analysis is degraded (see above)."
+    return "No problems in this range."
 
 
 def _summarize(
@@ -335,6 +357,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "generated_at": isoformat(report.generated_at),
         "phase": report.phase,
         "range": {"start": isoformat(report.start), "end": isoformat(report.end), "label": report.label},
+        "verdict": verdict_to_dict(report.verdict, report.range_verdicts),
         "executive_summary": executive_summary(report),
         "problems": [
             _problem_to_dict(rank, problem) for rank, problem in enumerate(report.problems, start=1)
@@ -360,6 +383,17 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             "registry_updates": report.figures.registry_updates,
             "duration_s": round(report.figures.duration_s, 3),
         },
+    }
+
+
+def verdict_to_dict(verdict: Verdict, ranges: Iterable[Verdict]) -> dict[str, Any]:
+    """The report's `verdict`: the run's status and headline, and each analysed range's."""
+    return {
+        "status": verdict.status,
+        "label": verdict.label,
+        "headline": verdict.headline(),
+        "reasons": list(verdict.reasons),
+        "ranges": [{"label": v.label, "status": v.status, "reasons": list(v.reasons)} for v in ranges],
     }
 
 
@@ -476,6 +510,9 @@ def csv_text(value: object) -> object:
 def report_to_csv(report: Report) -> str:
     """One row per problem, in rank order: the JSON record's columns, list fields joined with "; "."""
     buffer = io.StringIO()
+    if not report.verdict.ok:
+        # A spreadsheet shows it in the first cell; readers skip it as a comment ("#").
+        buffer.write("# " + csv_text(report.verdict.headline()).replace("\n", " ") + "\n")
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for rank, problem in enumerate(report.problems, start=1):
@@ -507,8 +544,9 @@ def _indented(text: str, prefix: str) -> str:
 
 
 def report_to_text(report: Report) -> str:
-    """The human-readable PROBLEM_ANALYSIS_REPORT."""
-    lines = [
+    """The human-readable PROBLEM_ANALYSIS_REPORT; a run that is not ok says so on its first line."""
+    lines = [] if report.verdict.ok else [report.verdict.headline(), ""]
+    lines += [
         "PROBLEM_ANALYSIS_REPORT",
         report.label,
         f"Generated: {isoformat(report.generated_at)}",
@@ -518,7 +556,7 @@ def report_to_text(report: Report) -> str:
     lines += _section("EXECUTIVE SUMMARY")
     top = summary_problems(report)
     if not top:
-        lines.append("No problems in this range.")
+        lines.append(empty_summary(report))
     for position, problem in enumerate(top, start=1):
         lines.append(f"{position}. {problem.id} ({_occurrences(problem.count)}) - {why_it_matters(problem)}")
 
@@ -588,6 +626,9 @@ def report_to_text(report: Report) -> str:
     ]
     if figures.failed_days:
         lines.append("Failed days: " + ", ".join(figures.failed_days))
+    lines += [
+        f"{v.label}: {v.status.upper()}: {'; '.join(v.reasons)}" for v in report.range_verdicts if not v.ok
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -22,6 +22,7 @@ from core.cli import backfill_command, main, regular_phase_command
 from core.fetch import NdjsonSource
 from core.pipeline import GC_THRESHOLDS, STAGE_BATCH, analyse, backfill, regular_phase
 from core.store import Store
+from core.verdict import VerdictConfig
 
 DAY = date(2026, 2, 9)  # the incident day
 NOW = "2026-02-10T09:15:00"  # the morning after, when the backfill CronJob runs
@@ -476,13 +477,10 @@ def test_a_problem_people_resolved_is_stamped_with_the_runs_now(demo_file, tmp_p
     empty = tmp_path / "nothing.ndjson"
     empty.write_bytes(b"")
     later = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
-    outcome = backfill(
-        components(tmp_path, NdjsonSource(empty)),
-        [date(2026, 2, 28)],
-        tmp_path / "r2",
-        dry_run=False,
-        now=later,
+    quiet = dataclasses.replace(  # a source where no logs are a quiet day, not a failure
+        components(tmp_path, NdjsonSource(empty)), verdict_config=VerdictConfig(min_documents=0)
     )
+    outcome = backfill(quiet, [date(2026, 2, 28)], tmp_path / "r2", dry_run=False, now=later)
     assert outcome.ok, outcome.failed
     assert c.registry.statuses()[resolved] == ("resolved", later)
 

@@ -326,7 +326,8 @@ def test_extra_redaction_patterns_reach_every_rendering() -> None:
 def test_empty_report_renders_everywhere() -> None:
     empty = scenario_report(incidents=[], detection=Detection([], []), chains=[])
     assert "No problems in this range." in confluence_daily_page(empty, chart_filename=None)
-    assert card_texts(card_content(teams_summary_card(empty, page_url=None)))[-1] == "No problems."
+    summary = card_texts(card_content(teams_summary_card(empty, page_url=None)))
+    assert summary[-1] == "No problems in this range."
 
 
 def test_alert_card_without_context_names_the_findings_window() -> None:

@@ -75,10 +75,13 @@ def test_backfill_publishes_and_the_next_run_delivers_what_failed(demo_file, ser
     assert content["actions"][0]["url"] == f"{confluence.url}/pages/viewpage.action?pageId=1001"
     assert {page.version for page in confluence.pages.values()} == {1}
 
-    # The next run of the other phase, with the password fixed, delivers the three pages.
+    # The next run of the other phase, with the password fixed, delivers the three pages, even though
+    # its own window fails: the demo file ends with 2026-02-09, so that window's logs never arrived.
     fixed = env | {"CONFLUENCE_PASSWORD": "fake-password", "MAX_CATCHUP_WINDOWS": "1"}
     result = runner.invoke(regular_phase_command, ["--now", "2026-02-10T09:30:00"], env=fixed)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
+    headline = "❌ Analysis FAILED for 2026-02-10T00:00:00Z to 2026-02-10T00:15:00Z: logs stopped arriving"
+    assert [line for line in result.output.splitlines() if not line.startswith("{")][0].startswith(headline)
     assert {page_id: page.version for page_id, page in confluence.pages.items()} == {
         "1001": 2,
         "1002": 2,

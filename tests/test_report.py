@@ -327,7 +327,7 @@ def test_txt_has_the_sections_in_order(files: dict[str, Path]) -> None:
 def test_json_validates_against_the_schema(files: dict[str, Path]) -> None:
     document = json.loads(files["json"].read_text(encoding="utf-8"))
     jsonschema.validate(document, SCHEMA, cls=jsonschema.Draft202012Validator)
-    assert document["schema_version"] == "1.0"
+    assert document["schema_version"] == "1.1"
     assert document["range"] == {
         "start": "2026-02-09T00:00:00Z",
         "end": "2026-02-10T00:00:00Z",

@@ -13,7 +13,7 @@ import io
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -23,6 +23,7 @@ from core.redact import DEFAULT_REDACTOR, Redactor
 from core.report import (
     TOP_DETAILS,
     Report,
+    empty_summary,
     executive_summary,
     summary_problems,
     why_it_matters,
@@ -84,7 +85,8 @@ def confluence_daily_page(
     def x(value: object) -> str:
         return _xml(value, redactor)
 
-    parts = [
+    parts = [] if report.verdict.ok else [_verdict_macro(report, x)]
+    parts += [
         "<h1>PROBLEM_ANALYSIS_REPORT</h1>",
         f"<p><strong>{x(report.label)}</strong></p>",
         f"<p>Range [{x(report.start)}, {x(report.end)}), generated {x(report.generated_at)}</p>",
@@ -98,7 +100,7 @@ def confluence_daily_page(
         )
         parts.append(f"<ol>{items}</ol>")
     else:
-        parts.append("<p>No problems in this range.</p>")
+        parts.append(f"<p>{x(empty_summary(report))}</p>")
 
     if chart_filename:
         parts += [
@@ -211,6 +213,23 @@ KNOWN_PEAK_COLUMNS = (
     ("Notes", "notes"),
 )
 """Columns of the known-peaks page and the registry entry keys they show (None: the entry's id)."""
+
+
+def _verdict_macro(report: Report, x: Callable[[object], str]) -> str:
+    """The first thing on the page of a run that is not ok: a warning (failed) or note (degraded) panel
+    with the headline, and one line per range that is not ok."""
+    macro = "warning" if report.verdict.failed else "note"
+    ranges = "".join(
+        f"<li>{x(v.label)}: {x(v.status)}: {x('; '.join(v.reasons))}</li>"
+        for v in report.range_verdicts
+        if not v.ok
+    )
+    return (
+        f'<ac:structured-macro ac:name="{macro}"><ac:rich-text-body>'
+        f"<p><strong>{x(report.verdict.headline())}</strong></p>"
+        + (f"<ul>{ranges}</ul>" if ranges else "")
+        + "</ac:rich-text-body></ac:structured-macro>"
+    )
 
 
 def _registry_page(
@@ -346,16 +365,27 @@ def teams_summary_card(
         ("Duration", f"{figures.duration_s / 60:.1f} min"),
     ]
     lines = executive_summary(report)
-    head = [
+    verdict = [] if report.verdict.ok else [_verdict_block(report.verdict.headline(), report.verdict.failed)]
+    head = verdict + [
         _heading(f"Log Analyzer run at {utc(report.generated_at):%Y-%m-%d %H:%M:%S} UTC"),
         {"type": "TextBlock", "text": "Run Summary:", "weight": "Bolder", "wrap": True},
         {
             "type": "FactSet",
             "facts": [{"title": title, "value": redactor.redact(_text(value))} for title, value in facts],
         },
-        {"type": "TextBlock", "text": "Top problems:" if lines else "No problems.", "weight": "Bolder"},
+        {
+            "type": "TextBlock",
+            "text": "Top problems:" if lines else empty_summary(report),
+            "weight": "Bolder",
+            "wrap": True,
+        },
     ]
     return _card(head, [[_literal(redactor.redact(line))] for line in lines], page_url)
+
+
+def _verdict_block(headline: str, failed: bool) -> dict[str, Any]:
+    """The first block of a card whose run is not ok, in the attention (failed) or warning colour."""
+    return _literal(headline, weight="Bolder", color="Attention" if failed else "Warning")
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from core.model import Chain, ChainMember, Finding, InputStats, Peak, Workload, utc
+from core.model import Chain, ChainMember, Finding, InputStats, Peak, Verdict, Workload, utc
 from core.report import ProblemSummary, Report, RunFigures
 
 
@@ -59,7 +59,13 @@ def report_from_dict(document: dict[str, Any]) -> Report:
             registry_updates=run["registry_updates"],
             duration_s=run["duration_s"],
         ),
+        verdict=_verdict(document.get("verdict") or {}, (document.get("verdict") or {}).get("label", "")),
+        range_verdicts=[_verdict(v, v["label"]) for v in (document.get("verdict") or {}).get("ranges", [])],
     )
+
+
+def _verdict(v: dict[str, Any], label: str) -> Verdict:
+    return Verdict(v.get("status", "ok"), tuple(v.get("reasons", ())), label)
 
 
 def _time(value: str) -> datetime:
