@@ -54,12 +54,26 @@ NEW_PROBLEM = {"status": "new", "owner": None, "ticket": None, "notes": None}
 NEW_PEAK = {"status": "new", "notes": None}
 
 
-class RegistryError(Exception):
-    """A registry file cannot be used as it is; the message names the file and, if known, the line."""
+@dataclass(frozen=True, slots=True)
+class RegistryIssue:
+    """Something people wrote in a registry file that the pipeline cannot use as written: a file that
+    does not parse, or a status it does not know. Shown to the people who edit the files (run
+    summary, report, known-errors page), who rarely read the log."""
 
-    def __init__(self, path: Path, line: int | None, problem: str) -> None:
-        super().__init__(f"{path}{f':{line}' if line else ''}: {problem}")
-        self.path, self.line, self.problem = path, line, problem
+    file: Path
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}{f' line {self.line}' if self.line else ''}: {self.message}"
+
+
+class RegistryError(Exception):
+    """A registry file cannot be used as it is; `issue` names the file and, if known, the line."""
+
+    def __init__(self, issue: RegistryIssue) -> None:
+        super().__init__(str(issue))
+        self.issue = issue
 
 
 class _EntryMapping(Mapping[str, Any]):
@@ -139,10 +153,12 @@ def peak_id(peak: Peak) -> str:
 
 @dataclass(slots=True)
 class _Parsed:
-    """A registry file as last parsed: its bytes (None: no file), its document, the entries read from it."""
+    """A registry file as last parsed: its bytes (None: no file), its document (None: it does not
+    parse, and `issues` says why), what people wrote that cannot be used, the entries read from it."""
 
     raw: bytes | None
-    doc: CommentedMap
+    doc: CommentedMap | None
+    issues: list[RegistryIssue]
     entries: dict[str, Any] | None = None
 
 
@@ -173,8 +189,22 @@ class Registry:
         return dict(self._entries(self.peaks_path, PEAKS_HEADER, _peak_entry))
 
     def statuses(self) -> dict[str, tuple[str, datetime | None]]:
-        """problem id → (status, resolved_at): what people decided, to overlay on the store's facts."""
-        return {pid: (entry.status, entry.resolved_at) for pid, entry in self.load().items()}
+        """problem id → (status, resolved_at): what people decided, to overlay on the store's facts.
+        An entry with a status outside STATUSES is left out, so the store's state holds for it (a
+        misspelt `ignore` must not silence a problem, nor count as anything else)."""
+        return {
+            pid: (entry.status, entry.resolved_at)
+            for pid, entry in self.load().items()
+            if entry.status in STATUSES
+        }
+
+    def issues(self) -> list[RegistryIssue]:
+        """What people wrote that the pipeline cannot use, problems.yaml first, in file order. As
+        cheap as `load`: the issues are found once per parse."""
+        return [
+            *self._parsed_file(self.problems_path, PROBLEMS_HEADER).issues,
+            *self._parsed_file(self.peaks_path, PEAKS_HEADER).issues,
+        ]
 
     def update(
         self,
@@ -188,7 +218,9 @@ class Registry:
         New problems and peaks get status `new`; a `resolved` problem in `regressed` becomes
         `regressed`; a `resolved` one without `resolved_at` gets `now`. Peaks that started more than
         `peak_days` before the newest one, and that nobody gave a status or notes, are removed (the
-        store keeps every peak). A broken file raises `RegistryError` and nothing is written.
+        store keeps every peak). A file that does not parse is left as it is (`issues()` says why)
+        and the other one is still updated; the store keeps every fact, so the broken file catches
+        up with the first update after it is fixed.
         """
         now = utc(now or datetime.now(UTC))
         regressed = set(regressed)
@@ -205,40 +237,65 @@ class Registry:
                     break
             else:
                 raise RegistryError(
-                    self.problems_path, None, "keeps changing while being updated; not written"
+                    RegistryIssue(self.problems_path, None, "keeps changing while being updated; not written")
                 )
-            _write(self.problems_path, problem_doc, problems_raw)
-            _write(self.peaks_path, peak_doc, peaks_raw)
+            if problem_doc is not None:
+                _write(self.problems_path, problem_doc, problems_raw)
+            if peak_doc is not None:
+                _write(self.peaks_path, peak_doc, peaks_raw)
         return result
 
-    def _entries(self, path: Path, header: str, entry: Callable[[str, CommentedMap], Any]) -> dict[str, Any]:
+    def _parsed_file(self, path: Path, header: str) -> _Parsed:
+        """The file as parsed from its current bytes; parsed again only when they changed."""
         raw = _read_bytes(path)
         parsed = self._parsed.get(path)
         if parsed is None or parsed.raw != raw:
-            parsed = self._parsed[path] = _Parsed(raw, _parse(path, header, raw))
+            try:
+                doc = _parse(path, header, raw)
+            except RegistryError as exc:
+                parsed = _Parsed(raw, None, [exc.issue])
+            else:
+                parsed = _Parsed(raw, doc, _status_issues(path, doc))
+            self._parsed[path] = parsed
+        return parsed
+
+    def _entries(self, path: Path, header: str, entry: Callable[[str, CommentedMap], Any]) -> dict[str, Any]:
+        parsed = self._parsed_file(path, header)
+        if parsed.doc is None:
+            raise RegistryError(parsed.issues[0])
         if parsed.entries is None:
             keyed = ((_str(key), value) for key, value in parsed.doc.items())
             parsed.entries = {key: entry(key, value) for key, value in keyed}
         return parsed.entries
 
-    def _document_to_change(self, path: Path, header: str) -> tuple[bytes | None, CommentedMap]:
-        """The file's bytes and a document the caller may change: the one parsed last is handed over
-        (and forgotten) when the file still holds the bytes it was parsed from."""
-        raw = _read_bytes(path)
-        parsed = self._parsed.pop(path, None)
-        if parsed is not None and parsed.raw == raw:
-            return raw, parsed.doc
-        return raw, _parse(path, header, raw)
+    def _document_to_change(self, path: Path, header: str) -> tuple[bytes | None, CommentedMap | None]:
+        """The file's bytes and a document the caller may change (None: the file does not parse).
+        The parsed document is handed over and forgotten, so no later read sees the changed one."""
+        parsed = self._parsed_file(path, header)
+        if parsed.doc is not None:
+            del self._parsed[path]
+        return parsed.raw, parsed.doc
 
     def _merge(
         self,
-        problem_doc: CommentedMap,
-        peak_doc: CommentedMap,
+        problem_doc: CommentedMap | None,
+        peak_doc: CommentedMap | None,
         problems: Sequence[ProblemRecord],
         peaks: Sequence[Peak],
         regressed: set[str],
         now: datetime,
     ) -> RegistryUpdate:
+        """Merge into the documents that parsed (None: a file that does not, which is left out)."""
+        added, updated = (
+            (0, 0) if problem_doc is None else self._merge_problems(problem_doc, problems, regressed, now)
+        )
+        peaks_added, expired = (0, 0) if peak_doc is None else self._merge_peaks(peak_doc, peaks)
+        return RegistryUpdate(added, updated, peaks_added, expired)
+
+    def _merge_problems(
+        self, problem_doc: CommentedMap, problems: Sequence[ProblemRecord], regressed: set[str], now: datetime
+    ) -> tuple[int, int]:
+        """Merge the problems; returns how many were added and updated."""
         added: list[tuple[str, CommentedMap]] = []
         updated: set[str] = set()
         for record in problems:
@@ -257,7 +314,10 @@ class Registry:
                 entry["resolved_at"] = isoformat(now)
                 updated.add(pid)
         _insert_sorted(problem_doc, added)
+        return len(added), len(updated)
 
+    def _merge_peaks(self, peak_doc: CommentedMap, peaks: Sequence[Peak]) -> tuple[int, int]:
+        """Merge the peaks and expire the old ones; returns how many were added and removed."""
         new_peaks: dict[str, CommentedMap] = {}
         for peak in peaks:
             key, facts = peak_id(peak), _peak_facts(peak)
@@ -267,7 +327,7 @@ class Registry:
                 new_peaks[key] = _new_entry(NEW_PEAK, facts)
         _insert_sorted(peak_doc, list(new_peaks.items()))
         expired = self._expire_peaks(peak_doc, keep={peak_id(peak) for peak in peaks})
-        return RegistryUpdate(len(added), len(updated), len(new_peaks), expired)
+        return len(new_peaks), expired
 
     def _expire_peaks(self, peak_doc: CommentedMap, keep: set[str]) -> int:
         """Remove the old peaks nobody touched: without this `peaks.yaml`, which every run reads and
@@ -308,20 +368,24 @@ class Registry:
 
     def export_csv(self, export_dir: Path | str) -> list[Path]:
         """Write `errors_table_latest.csv` (most frequent first) and `peaks_table_latest.csv`
-        (newest first); columns are ERRORS_COLUMNS and PEAKS_COLUMNS."""
+        (newest first); columns are ERRORS_COLUMNS and PEAKS_COLUMNS. The export of a file that does
+        not parse keeps its last version (`issues()` says why): an empty table would look like news."""
         export_dir = Path(export_dir)
         export_dir.mkdir(parents=True, exist_ok=True)
-        problems = sorted(self.load().values(), key=lambda e: (-e.occurrences, e.problem_id))
-        peaks = sorted(
-            self.load_peaks().values(),
-            key=lambda e: (isoformat(e.window_start), e.peak_id) if e.window_start else ("", e.peak_id),
-            reverse=True,
-        )
-        errors_path = export_dir / "errors_table_latest.csv"
-        peaks_path = export_dir / "peaks_table_latest.csv"
-        _atomic_write(errors_path, _csv(ERRORS_COLUMNS, problems).encode("utf-8"))
-        _atomic_write(peaks_path, _csv(PEAKS_COLUMNS, peaks).encode("utf-8"))
-        return [errors_path, peaks_path]
+        written = []
+        if self._parsed_file(self.problems_path, PROBLEMS_HEADER).doc is not None:
+            problems = sorted(self.load().values(), key=lambda e: (-e.occurrences, e.problem_id))
+            written.append((export_dir / "errors_table_latest.csv", _csv(ERRORS_COLUMNS, problems)))
+        if self._parsed_file(self.peaks_path, PEAKS_HEADER).doc is not None:
+            peaks = sorted(
+                self.load_peaks().values(),
+                key=lambda e: (isoformat(e.window_start), e.peak_id) if e.window_start else ("", e.peak_id),
+                reverse=True,
+            )
+            written.append((export_dir / "peaks_table_latest.csv", _csv(PEAKS_COLUMNS, peaks)))
+        for path, text in written:
+            _atomic_write(path, text.encode("utf-8"))
+        return [path for path, _ in written]
 
 
 # --- YAML ------------------------------------------------------------------------------------
@@ -350,16 +414,31 @@ def _parse(path: Path, header: str, raw: bytes | None) -> CommentedMap:
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise RegistryError(path, mark.line + 1 if mark else None, f"invalid YAML: {problem}") from None
+        line = mark.line + 1 if mark else None
+        raise RegistryError(RegistryIssue(path, line, f"invalid YAML: {problem}")) from None
     if doc is None:
         doc = CommentedMap()
         doc.yaml_set_start_comment(header)
     if not isinstance(doc, CommentedMap):
-        raise RegistryError(path, 1, "expected a mapping of id → entry")
+        raise RegistryError(RegistryIssue(path, 1, "expected a mapping of id → entry"))
     for key, entry in doc.items():
         if not isinstance(entry, CommentedMap):
-            raise RegistryError(path, doc.lc.key(key)[0] + 1, f"entry {key!r} is not a mapping of fields")
+            line = doc.lc.key(key)[0] + 1
+            raise RegistryError(RegistryIssue(path, line, f"entry {key!r} is not a mapping of fields"))
     return doc
+
+
+def _status_issues(path: Path, doc: CommentedMap) -> list[RegistryIssue]:
+    """An issue for each entry whose status is not one of STATUSES, at the line of its status."""
+    return [
+        RegistryIssue(
+            path,
+            entry.lc.key("status")[0] + 1,
+            f"unknown status {_str(entry['status']).strip()!r} (allowed: {', '.join(STATUSES)})",
+        )
+        for entry in doc.values()
+        if _status(entry) not in STATUSES
+    ]
 
 
 def _unchanged_since(path: Path, raw: bytes | None) -> bool:

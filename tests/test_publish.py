@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import xml.etree.ElementTree as ET
@@ -27,6 +28,7 @@ from core.publish import (
     AlertContext,
     Attachment,
     Channel,
+    Destinations,
     FileChannel,
     Message,
     confluence_daily_page,
@@ -35,11 +37,13 @@ from core.publish import (
     payload_size,
     redacted_csv,
     render,
+    report_messages,
     teams_alert_card,
     teams_summary_card,
     trend_chart_png,
 )
 from core.redact import Redactor
+from core.registry import Registry
 from core.report import Report, executive_summary, report_to_csv
 
 HOSTILE = (
@@ -147,6 +151,28 @@ def test_known_errors_page_redacts_and_escapes_raw_registry_text() -> None:
     assert "4111" not in page and "ops@example.com" not in page
     assert structure(page) == structure(known_errors_page(known_error_entries("timeout")))
     assert "<ac:structured-macro" in "".join(parse(page).itertext())
+
+
+def test_the_known_errors_page_warns_first_about_what_the_registry_cannot_use(tmp_path: Path) -> None:
+    registry = Registry(tmp_path / "<script>registry")
+    registry.directory.mkdir()
+    registry.problems_path.write_text(f"{DB}:\n  status: <script>alert(1)</script>\n  owner: ops\n")
+    registry.peaks_path.write_text("spike:x:\n  status: [new\n")  # does not parse: no peaks page
+    issues = [str(issue) for issue in registry.issues()]
+    assert len(issues) == 2 and all("<script>" in issue for issue in issues)
+
+    messages = report_messages(scenario_report(), [], registry, Destinations())
+
+    assert [m.kind for m in messages] == ["confluence_daily", "confluence_known_errors", "teams_summary"]
+    page = messages[1].body
+    assert html.escape(issues[0]) in page
+    assert "<script>" not in page
+    warning, title, *_ = parse(page)
+    assert warning.tag == "{http://atlassian.com/content}structured-macro"
+    assert warning.get("{http://atlassian.com/content}name") == "warning"
+    assert [item.text for item in warning.iter("li")] == issues
+    assert (title.tag, title.text) == ("h1", "Known errors")
+    assert 'ac:name="warning"' not in known_errors_page(known_error_entries("timeout"))
 
 
 def test_known_peaks_page_lists_the_peaks() -> None:

@@ -11,11 +11,12 @@ from ruamel.yaml import CommentedMap
 
 from core import registry as registry_module
 from core.model import WINDOW, Peak, ProblemRecord
-from core.registry import Registry, RegistryError, peak_id
+from core.registry import Registry, RegistryError, RegistryIssue, RegistryUpdate, peak_id
 
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 POOL = "DATABASE:card_servicing:connection_pool"
 DENIED = "AUTH:card_opening:access_denied"
+ALLOWED = "(allowed: new, known, ignored, resolved, regressed)"
 
 
 def record(
@@ -168,23 +169,59 @@ def test_the_same_input_gives_the_same_bytes_whatever_its_order(tmp_path: Path) 
         (f"{POOL}:\n  status: known\n{POOL}:\n  status: new\n", 3),  # a duplicate id
     ],
 )
-def test_a_yaml_error_names_file_and_line_and_nothing_is_written(
+def test_a_yaml_error_is_an_issue_with_file_and_line_and_that_file_is_left_as_written(
     registry: Registry, text: str, line: int
 ) -> None:
+    export = registry.directory / "export"
     registry.update([record(POOL)], [peak()])
+    registry.export_csv(export)
     registry.problems_path.write_text(text)
     (registry.directory / "problems.yaml.bak").write_text("previous\n")
-    peaks_before = registry.peaks_path.read_bytes()
+    errors_export = (export / "errors_table_latest.csv").read_bytes()
 
-    with pytest.raises(RegistryError) as error:
-        registry.update([record(POOL, total=99)], [peak()])
-    assert str(registry.problems_path) in str(error.value)
-    assert error.value.line == line
+    result = registry.update([record(POOL, total=99)], [peak(), peak(window=1)])
+
+    assert result == RegistryUpdate(problems_added=0, problems_updated=0, peaks_added=1)
     assert registry.problems_path.read_text() == text
     assert (registry.directory / "problems.yaml.bak").read_text() == "previous\n"
-    assert registry.peaks_path.read_bytes() == peaks_before  # the other file is not written either
-    with pytest.raises(RegistryError):
+    assert list(registry.load_peaks()) == [peak_id(peak()), peak_id(peak(window=1))]  # still updated
+    (issue,) = registry.issues()
+    assert (issue.file, issue.line) == (registry.problems_path, line)
+    assert issue.message.startswith("invalid YAML: ")
+    assert str(issue) == f"{registry.problems_path} line {line}: {issue.message}"
+    with pytest.raises(RegistryError) as error:
         registry.statuses()
+    assert error.value.issue == issue
+    assert registry.export_csv(export) == [export / "peaks_table_latest.csv"]
+    assert (export / "errors_table_latest.csv").read_bytes() == errors_export
+
+
+def test_an_unknown_status_is_an_issue_and_stays_as_written(registry: Registry) -> None:
+    registry.update([record(POOL), record(DENIED)], [peak()])
+    text = registry.problems_path.read_text()
+    text = text.replace(f"{DENIED}:\n  status: new", f"{DENIED}:\n  status: Acknowledged  # by ops")
+    text = text.replace(f"{POOL}:\n  status: new", f"{POOL}:\n  status: Known")  # any case is fine
+    registry.problems_path.write_text(text)
+    edit(registry.peaks_path, "status: new", "status: ignore")
+
+    assert registry.issues() == [
+        RegistryIssue(registry.problems_path, 5, f"unknown status 'Acknowledged' {ALLOWED}"),
+        RegistryIssue(registry.peaks_path, 5, f"unknown status 'ignore' {ALLOWED}"),
+    ]
+    assert str(registry.issues()[1]) == f"{registry.peaks_path} line 5: unknown status 'ignore' {ALLOWED}"
+    assert registry.load()[DENIED].status == "acknowledged"  # every entry still reads
+    assert registry.statuses() == {POOL: ("known", None)}  # the store's state holds for DENIED
+
+    registry.update([record(POOL), record(DENIED, total=7)], [peak()])
+
+    assert "  status: Acknowledged  # by ops\n" in registry.problems_path.read_text()
+    assert "  status: ignore\n" in registry.peaks_path.read_text()
+    assert registry.load()[DENIED].occurrences == 7
+    assert [issue.line for issue in registry.issues()] == [5, 5]
+
+
+def test_a_registry_without_files_has_no_issues(registry: Registry) -> None:
+    assert registry.issues() == []
 
 
 def test_an_edit_on_disk_between_two_loads_is_seen(registry: Registry) -> None:
@@ -231,9 +268,10 @@ def test_an_unchanged_file_is_parsed_once(registry: Registry, monkeypatch: pytes
     monkeypatch.setattr(registry_module, "_parse", counting_parse)
     for _day in range(3):
         registry.statuses()
+        registry.issues()
     registry.load()
-    assert parsed == ["problems.yaml"]
-    registry.update([record(POOL, total=50)], [peak()])  # takes over the parsed problems
+    assert parsed == ["problems.yaml", "peaks.yaml"]
+    registry.update([record(POOL, total=50)], [peak()])  # takes over the parsed documents
     assert parsed == ["problems.yaml", "peaks.yaml"]
     assert registry.load()[POOL].occurrences == 50  # the file it wrote is read again
     registry.load_peaks()
@@ -246,7 +284,7 @@ def test_an_entry_that_is_not_a_mapping_is_an_error_with_its_line(registry: Regi
     registry.problems_path.write_text(f"{POOL}:\n  status: known\n{DENIED}: just a note\n")
     with pytest.raises(RegistryError) as error:
         registry.load()
-    assert error.value.line == 3
+    assert error.value.issue.line == 3
 
 
 def test_csv_exports_are_readable_by_pandas(registry: Registry, tmp_path: Path) -> None:

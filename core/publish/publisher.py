@@ -7,6 +7,7 @@ pending item: claim it (the notification log says it is being sent) → send wit
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -169,9 +170,8 @@ def report_messages(
     destinations: Destinations,
     redactor: Redactor = DEFAULT_REDACTOR,
 ) -> list[Message]:
-    """The daily page (with the trend chart and the day's CSV attached), the registry pages, and the Teams
-    summary linking to the daily page. The registry pages are left out when the registry is unreadable:
-    an empty page would wipe what people rely on."""
+    """The daily page (with the trend chart and the day's CSV attached), the registry pages (see
+    `_registry_messages`), and the Teams summary linking to the daily page."""
     attachments = (
         Attachment(
             CHART_FILENAME, render.trend_chart_png(incidents, start=report.start, end=report.end), "image/png"
@@ -190,30 +190,41 @@ def report_messages(
             attachments=attachments,
         )
     ]
-    try:
-        problems = {pid: dict(entry) for pid, entry in registry.load().items()} if registry else None
-        peaks = {pid: dict(entry) for pid, entry in registry.load_peaks().items()} if registry else None
-    except RegistryError:
-        problems = peaks = None
-    if problems is not None and peaks is not None:
-        messages += [
+    if registry is not None:
+        messages += _registry_messages(registry, destinations, redactor)
+    card = render.teams_summary_card(report, page_url=destinations.daily_page_url(), redactor=redactor)
+    messages.append(_teams_message("teams_summary", card))
+    return messages
+
+
+def _registry_messages(registry: Registry, destinations: Destinations, redactor: Redactor) -> list[Message]:
+    """The known-errors and known-peaks pages. A page is left out while its file does not parse: an
+    empty page would wipe what people rely on. The known-errors page lists the registry's issues,
+    read from the same files as the pages, so a republish shows them as they are now."""
+    issues = [str(issue) for issue in registry.issues()]
+    messages: list[Message] = []
+    with contextlib.suppress(RegistryError):
+        problems = {pid: dict(entry) for pid, entry in registry.load().items()}
+        messages.append(
             Message(
                 "confluence",
                 "confluence_known_errors",
-                render.known_errors_page(problems, redactor=redactor),
+                render.known_errors_page(problems, issues=issues, redactor=redactor),
                 "xhtml",
                 target=destinations.known_errors_page_id,
-            ),
+            )
+        )
+    with contextlib.suppress(RegistryError):
+        peaks = {pid: dict(entry) for pid, entry in registry.load_peaks().items()}
+        messages.append(
             Message(
                 "confluence",
                 "confluence_known_peaks",
                 render.known_peaks_page(peaks, redactor=redactor),
                 "xhtml",
                 target=destinations.known_peaks_page_id,
-            ),
-        ]
-    card = render.teams_summary_card(report, page_url=destinations.daily_page_url(), redactor=redactor)
-    messages.append(_teams_message("teams_summary", card))
+            )
+        )
     return messages
 
 

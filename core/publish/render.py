@@ -238,6 +238,7 @@ def _registry_page(
     columns: Sequence[tuple[str, str | None]],
     *,
     newest_by: str,
+    issues: Sequence[str] = (),
     redactor: Redactor,
 ) -> str:
     # Registry text (samples, notes) is raw and hand-edited; _table redacts every cell before it leaves.
@@ -251,6 +252,7 @@ def _registry_page(
     return (
         "\n".join(
             [
+                *([_registry_warning(issues, redactor)] if issues else []),
                 f"<h1>{_xml(title)}</h1>",
                 f"<p>{len(entries)} entries from the registry.</p>",
                 _table([header for header, _ in columns], rows, redactor),
@@ -260,12 +262,34 @@ def _registry_page(
     )
 
 
+def _registry_warning(issues: Sequence[str], redactor: Redactor) -> str:
+    """A warning box listing what people wrote in the registry that the pipeline cannot use: the page
+    is where they look, not the run's log."""
+    items = "".join(f"<li>{_xml(issue, redactor)}</li>" for issue in issues)
+    return (
+        '<ac:structured-macro ac:name="warning">'
+        '<ac:parameter ac:name="title">Registry edits the pipeline cannot use</ac:parameter>'
+        "<ac:rich-text-body><p>Until they are fixed, an entry with an unknown status counts with the "
+        "pipeline's own status, and a file that does not parse is not updated.</p>"
+        f"<ul>{items}</ul></ac:rich-text-body></ac:structured-macro>"
+    )
+
+
 def known_errors_page(
-    entries: Mapping[str, Mapping[str, Any]], *, redactor: Redactor = DEFAULT_REDACTOR
+    entries: Mapping[str, Mapping[str, Any]],
+    *,
+    issues: Sequence[str] = (),
+    redactor: Redactor = DEFAULT_REDACTOR,
 ) -> str:
-    """The known-errors page from registry problem entries (problem id → fields), newest first."""
+    """The known-errors page from registry problem entries (problem id → fields), newest first; the
+    registry's `issues` (what people wrote that cannot be used), if any, in a warning box on top."""
     return _registry_page(
-        "Known errors", entries, KNOWN_ERROR_COLUMNS, newest_by="last_seen", redactor=redactor
+        "Known errors",
+        entries,
+        KNOWN_ERROR_COLUMNS,
+        newest_by="last_seen",
+        issues=issues,
+        redactor=redactor,
     )
 
 
