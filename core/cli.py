@@ -356,8 +356,8 @@ def demo_command(output, days, seed, scale, now) -> None:
     type=click.Path(path_type=Path),
     default=Path("reports"),
     show_default=True,
-    help="Folder of the reports: without REPORT_JSON its newest problem_report_*.json is published; "
-    "the copies of what is published go to <output>/publish/.",
+    help="Folder of the reports: without REPORT_JSON its newest complete problem_report_*.json is "
+    "published; the copies of what is published go to <output>/publish/.",
 )
 @click.option(
     "--channel",
@@ -373,19 +373,17 @@ def demo_command(output, days, seed, scale, now) -> None:
 def publish_command(report_json, output, channels, dry_run, now) -> None:
     """Publish a problem report again by hand: the Confluence pages and the Teams summary.
 
-    Also delivers whatever earlier runs left in the outbox. Exit 0 when everything was delivered,
-    1 when a delivery failed (it stays in the outbox for the next run)."""
+    Without REPORT_JSON, the newest report whose analysis did not fail; a failed report is published
+    only when named. Also delivers whatever earlier runs left in the outbox. Exit 0 when everything
+    was delivered, 1 when a delivery failed (it stays in the outbox for the next run) or when every
+    report in the folder is of a failed analysis."""
     settings = _settings()
-    if report_json is None:
-        candidates = sorted(output.glob("problem_report_*.json"))
-        if not candidates:
-            raise click.UsageError(f"no problem_report_*.json in {output}; name the report to publish")
-        report_json = candidates[-1]
     try:
-        report = publish.load_report(report_json)
+        stored = _report_to_publish(report_json, output)
         redactor = Redactor(settings.redact_patterns)
     except (publish.ReportFileError, ValueError) as exc:
         raise SettingError(str(exc)) from None
+    report = stored.report
     destinations = _destinations(settings, "publish", dry_run=dry_run)
     if channels:
         destinations = dataclasses.replace(
@@ -410,11 +408,34 @@ def publish_command(report_json, output, channels, dry_run, now) -> None:
     outbox = None if dry_run else publish.Outbox(store.engine)
     files = publish.FileChannel(output, report_stamp(when))
     published = publish.publish(messages, destinations, outbox, files, when)
-    click.echo(f"Report {report_json} ({report.label})")
     for line in published.lines:
         click.echo(f"Published: {line}")
     if "failed" in published.status.values():
         sys.exit(EXIT_FAILED)
+
+
+def _report_to_publish(named: Path | None, output: Path) -> publish.StoredReport:
+    """The report named, or the newest complete one in `output`; says which one, and refuses (exit 1)
+    when every report there failed: republishing one would announce a run that read nothing."""
+    if named is not None:
+        stored = publish.read_report(named)
+        click.echo(f"publishing {named} ({stored.report.label})")
+        if stored.failed:
+            click.echo(f"⚠️ {named} is the report of a failed analysis; publishing it as named", err=True)
+        return stored
+    stored, failed = publish.newest_complete_report(output)
+    if stored is None and not failed:
+        raise click.UsageError(f"no readable problem_report_*.json in {output}; name the report to publish")
+    if stored is None:
+        click.echo(
+            f"❌ nothing published: every report in {output} is of a failed analysis "
+            f"(newest {failed[0]}); name it to publish it anyway: log-analyzer publish {failed[0]}",
+            err=True,
+        )
+        sys.exit(EXIT_FAILED)
+    skipped = f"; skipped {len(failed)} newer failed report(s), newest {failed[0].name}" if failed else ""
+    click.echo(f"publishing {stored.path} ({stored.report.label}){skipped}")
+    return stored
 
 
 @main.command("fingerprint")
