@@ -28,7 +28,7 @@ from core.propagate import PropagateConfig
 from core.redact import Redactor
 from core.registry import Registry
 from core.report import ReportWriteError, report_stamp
-from core.store import LockHeld, Store, StoreError, StoreUnavailable
+from core.store import LockHeld, RunRecord, Store, StoreError, StoreUnavailable
 
 EXIT_FAILED = 1
 
@@ -469,29 +469,55 @@ def migrate_command() -> None:
     "--limit", type=click.IntRange(1, 500), default=20, show_default=True, help="How many recent runs."
 )
 def status_command(run_ref, limit) -> None:
-    """Show the recent runs, or one run (by run id, Kubernetes Job name or pod name) with its steps."""
+    """Show the recent runs, or one run (by run id or its first characters, Kubernetes Job name or pod
+    name) with its steps. Exit 1 when no run matches. Only reads: it never creates a database."""
     settings = _settings()
+    store = _open_recorded_store(settings)
+    if not run_ref:
+        runs = store.recent_runs(limit)
+        if not runs:
+            raise click.ClickException(f"no runs recorded yet in {store.url} (run backfill first)")
+        for run in runs:
+            click.echo(_run_line(run))
+        return
+    runs = store.find_runs(run_ref)
+    if not runs:
+        raise click.ClickException(f"no run matches {run_ref!r}; `log-analyzer status` lists recent runs")
+    if len(runs) > 1:
+        click.echo(f"{run_ref!r} is the start of several run ids; give more of one (newest first):", err=True)
+        for run in runs:
+            click.echo(f"  {_run_line(run)}", err=True)
+        sys.exit(EXIT_FAILED)
+    (run,) = runs
+    click.echo(_run_line(run))
+    for step in run.steps:
+        click.echo(
+            f"    {step.step:<28} {step.status:<9} {json.dumps(step.counts or {})}"
+            + (f"  error: {step.error}" if step.error else "")
+        )
+    if run.error:
+        click.echo(f"    error: {run.error}")
+
+
+def _open_recorded_store(settings: Settings) -> Store:
+    """The database for a command that only reads it. A SQLite file that does not exist is not created
+    (opening it would): nothing was recorded yet, and saying so is the answer."""
+    url = settings.store_url()
+    path = Path(url.removeprefix("sqlite:///"))
+    if url.startswith("sqlite:///") and not path.exists():
+        raise click.ClickException(f"no runs recorded yet: {path} does not exist (run backfill first)")
     try:
-        store = Store.from_url(settings.store_url())
+        return Store.from_url(url)
     except StoreUnavailable as exc:
         raise click.ClickException(str(exc)) from None
-    runs = [store.find_run(run_ref)] if run_ref else store.recent_runs(limit)
-    if run_ref and runs[0] is None:
-        raise click.ClickException(f"no run found for {run_ref!r}")
-    for run in runs:
-        finished = run.finished_at.isoformat() if run.finished_at else "-"
-        click.echo(
-            f"{run.id}  {run.phase:<8} {run.status:<9} {run.started_at.isoformat()} → {finished}"
-            f"  job={run.k8s_job or '-'} pod={run.k8s_pod or '-'}  {json.dumps(run.counts or {})}"
-        )
-        if run_ref:
-            for step in run.steps:
-                click.echo(
-                    f"    {step.step:<28} {step.status:<9} {json.dumps(step.counts or {})}"
-                    + (f"  error: {step.error}" if step.error else "")
-                )
-            if run.error:
-                click.echo(f"    error: {run.error}")
+
+
+def _run_line(run: RunRecord) -> str:
+    finished = run.finished_at.isoformat() if run.finished_at else "-"
+    return (
+        f"{run.id}  {run.phase:<8} {run.status:<9} {run.started_at.isoformat()} → {finished}"
+        f"  job={run.k8s_job or '-'} pod={run.k8s_pod or '-'}  {json.dumps(run.counts or {})}"
+    )
 
 
 def backfill_main() -> None:
