@@ -359,15 +359,15 @@ def verdict(status: str, reason: str = UNREACHABLE) -> dict[str, Any]:
 
 
 def stored_report_file(
-    folder: Path, hour: int, verdict: dict[str, Any] | None, *, days_failed: int = 0
+    folder: Path, hour: int, carried: dict[str, Any] | None, *, days_failed: int = 0
 ) -> Path:
     """The scenario report as problem_report_<stamp>.json, made at `hour` UTC on the morning after,
-    with this verdict (None: a report written before reports had verdicts)."""
+    with the verdict it carries (None: a report written before reports had verdicts)."""
     report = scenario_report(generated_at=datetime(2026, 2, 10, hour, tzinfo=UTC))
     path = write_reports(report, folder)["json"]
     document = json.loads(path.read_text(encoding="utf-8"))
-    if verdict is not None:
-        document["verdict"] = verdict
+    if carried is not None:
+        document["verdict"] = carried
     document["run"]["days_failed"] = days_failed
     path.write_text(json.dumps(document), encoding="utf-8")
     return path
