@@ -30,7 +30,7 @@ from core.propagate import PropagateConfig
 from core.redact import Redactor
 from core.registry import Registry
 from core.report import ReportWriteError, report_stamp
-from core.store import LockHeld, Store, StoreError, StoreUnavailable
+from core.store import LockHeld, RunRecord, Store, StoreError, StoreUnavailable
 from core.verdict import VerdictConfig
 
 EXIT_FAILED = 1
@@ -377,8 +377,8 @@ def demo_command(output, days, seed, scale, now) -> None:
     type=click.Path(path_type=Path),
     default=Path("reports"),
     show_default=True,
-    help="Folder of the reports: without REPORT_JSON its newest problem_report_*.json is published; "
-    "the copies of what is published go to <output>/publish/.",
+    help="Folder of the reports: without REPORT_JSON its newest complete problem_report_*.json is "
+    "published; the copies of what is published go to <output>/publish/.",
 )
 @click.option(
     "--channel",
@@ -394,19 +394,17 @@ def demo_command(output, days, seed, scale, now) -> None:
 def publish_command(report_json, output, channels, dry_run, now) -> None:
     """Publish a problem report again by hand: the Confluence pages and the Teams summary.
 
-    Also delivers whatever earlier runs left in the outbox. Exit 0 when everything was delivered,
-    1 when a delivery failed (it stays in the outbox for the next run)."""
+    Without REPORT_JSON, the newest report whose analysis did not fail; a failed report is published
+    only when named. Also delivers whatever earlier runs left in the outbox. Exit 0 when everything
+    was delivered, 1 when a delivery failed (it stays in the outbox for the next run) or when every
+    report in the folder is of a failed analysis."""
     settings = _settings()
-    if report_json is None:
-        candidates = sorted(output.glob("problem_report_*.json"))
-        if not candidates:
-            raise click.UsageError(f"no problem_report_*.json in {output}; name the report to publish")
-        report_json = candidates[-1]
     try:
-        report = publish.load_report(report_json)
+        stored = _report_to_publish(report_json, output)
         redactor = Redactor(settings.redact_patterns)
     except (publish.ReportFileError, ValueError) as exc:
         raise SettingError(str(exc)) from None
+    report = stored.report
     destinations = _destinations(settings, "publish", dry_run=dry_run)
     if channels:
         destinations = dataclasses.replace(
@@ -431,11 +429,34 @@ def publish_command(report_json, output, channels, dry_run, now) -> None:
     outbox = None if dry_run else publish.Outbox(store.engine)
     files = publish.FileChannel(output, report_stamp(when))
     published = publish.publish(messages, destinations, outbox, files, when)
-    click.echo(f"Report {report_json} ({report.label})")
     for line in published.lines:
         click.echo(f"Published: {line}")
     if "failed" in published.status.values():
         sys.exit(EXIT_FAILED)
+
+
+def _report_to_publish(named: Path | None, output: Path) -> publish.StoredReport:
+    """The report named, or the newest complete one in `output`; says which one, and refuses (exit 1)
+    when every report there failed: republishing one would announce a run that read nothing."""
+    if named is not None:
+        stored = publish.read_report(named)
+        click.echo(f"publishing {named} ({stored.report.label})")
+        if stored.failed:
+            click.echo(f"⚠️ {named} is the report of a failed analysis; publishing it as named", err=True)
+        return stored
+    stored, failed = publish.newest_complete_report(output)
+    if stored is None and not failed:
+        raise click.UsageError(f"no readable problem_report_*.json in {output}; name the report to publish")
+    if stored is None:
+        click.echo(
+            f"❌ nothing published: every report in {output} is of a failed analysis "
+            f"(newest {failed[0]}); name it to publish it anyway: log-analyzer publish {failed[0]}",
+            err=True,
+        )
+        sys.exit(EXIT_FAILED)
+    skipped = f"; skipped {len(failed)} newer failed report(s), newest {failed[0].name}" if failed else ""
+    click.echo(f"publishing {stored.path} ({stored.report.label}){skipped}")
+    return stored
 
 
 @main.command("fingerprint")
@@ -469,29 +490,55 @@ def migrate_command() -> None:
     "--limit", type=click.IntRange(1, 500), default=20, show_default=True, help="How many recent runs."
 )
 def status_command(run_ref, limit) -> None:
-    """Show the recent runs, or one run (by run id, Kubernetes Job name or pod name) with its steps."""
+    """Show the recent runs, or one run (by run id or its first characters, Kubernetes Job name or pod
+    name) with its steps. Exit 1 when no run matches. Only reads: it never creates a database."""
     settings = _settings()
+    store = _open_recorded_store(settings)
+    if not run_ref:
+        runs = store.recent_runs(limit)
+        if not runs:
+            raise click.ClickException(f"no runs recorded yet in {store.url} (run backfill first)")
+        for run in runs:
+            click.echo(_run_line(run))
+        return
+    runs = store.find_runs(run_ref)
+    if not runs:
+        raise click.ClickException(f"no run matches {run_ref!r}; `log-analyzer status` lists recent runs")
+    if len(runs) > 1:
+        click.echo(f"{run_ref!r} is the start of several run ids; give more of one (newest first):", err=True)
+        for run in runs:
+            click.echo(f"  {_run_line(run)}", err=True)
+        sys.exit(EXIT_FAILED)
+    (run,) = runs
+    click.echo(_run_line(run))
+    for step in run.steps:
+        click.echo(
+            f"    {step.step:<28} {step.status:<9} {json.dumps(step.counts or {})}"
+            + (f"  error: {step.error}" if step.error else "")
+        )
+    if run.error:
+        click.echo(f"    error: {run.error}")
+
+
+def _open_recorded_store(settings: Settings) -> Store:
+    """The database for a command that only reads it. A SQLite file that does not exist is not created
+    (opening it would): nothing was recorded yet, and saying so is the answer."""
+    url = settings.store_url()
+    path = Path(url.removeprefix("sqlite:///"))
+    if url.startswith("sqlite:///") and not path.exists():
+        raise click.ClickException(f"no runs recorded yet: {path} does not exist (run backfill first)")
     try:
-        store = Store.from_url(settings.store_url())
+        return Store.from_url(url)
     except StoreUnavailable as exc:
         raise click.ClickException(str(exc)) from None
-    runs = [store.find_run(run_ref)] if run_ref else store.recent_runs(limit)
-    if run_ref and runs[0] is None:
-        raise click.ClickException(f"no run found for {run_ref!r}")
-    for run in runs:
-        finished = run.finished_at.isoformat() if run.finished_at else "-"
-        click.echo(
-            f"{run.id}  {run.phase:<8} {run.status:<9} {run.started_at.isoformat()} → {finished}"
-            f"  job={run.k8s_job or '-'} pod={run.k8s_pod or '-'}  {json.dumps(run.counts or {})}"
-        )
-        if run_ref:
-            for step in run.steps:
-                click.echo(
-                    f"    {step.step:<28} {step.status:<9} {json.dumps(step.counts or {})}"
-                    + (f"  error: {step.error}" if step.error else "")
-                )
-            if run.error:
-                click.echo(f"    error: {run.error}")
+
+
+def _run_line(run: RunRecord) -> str:
+    finished = run.finished_at.isoformat() if run.finished_at else "-"
+    return (
+        f"{run.id}  {run.phase:<8} {run.status:<9} {run.started_at.isoformat()} → {finished}"
+        f"  job={run.k8s_job or '-'} pod={run.k8s_pod or '-'}  {json.dumps(run.counts or {})}"
+    )
 
 
 def backfill_main() -> None:

@@ -462,16 +462,25 @@ class Store:
             query = query.where(runs_table.c.phase == phase)
         return self._runs_with_steps(query)
 
-    def find_run(self, ref: str) -> RunRecord | None:
-        """The run with this run id, or the newest run of this Kubernetes Job or pod name."""
-        query = (
+    def find_runs(self, ref: str, limit: int = 10) -> list[RunRecord]:
+        """The runs `ref` names: the run with this run id, else the newest run of this Kubernetes Job or
+        pod name, else the newest `limit` runs whose id starts with `ref` (people copy the first
+        characters of an id). One run, unless a prefix is ambiguous; none when nothing matches."""
+        named = sa.or_(runs_table.c.id == ref, runs_table.c.k8s_job == ref, runs_table.c.k8s_pod == ref)
+        found = self._runs_with_steps(
             sa.select(runs_table)
-            .where(sa.or_(runs_table.c.id == ref, runs_table.c.k8s_job == ref, runs_table.c.k8s_pod == ref))
+            .where(named)
             .order_by((runs_table.c.id == ref).desc(), runs_table.c.started_at.desc())
             .limit(1)
         )
-        found = self._runs_with_steps(query)
-        return found[0] if found else None
+        if found:
+            return found
+        return self._runs_with_steps(
+            sa.select(runs_table)
+            .where(runs_table.c.id.startswith(ref.lower(), autoescape=True))  # run ids are lower case
+            .order_by(runs_table.c.started_at.desc(), runs_table.c.id)
+            .limit(limit)
+        )
 
     def _runs_with_steps(self, query: sa.Select) -> list[RunRecord]:
         with self._connect() as conn:

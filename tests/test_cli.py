@@ -1,13 +1,21 @@
-"""Tests of core/cli.py: what the entrypoints cost before they do any work."""
+"""Tests of core/cli.py: what the entrypoints cost before they do any work, and what the read-only
+commands (`status`, `publish --dry-run`) say and leave behind."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+from test_publish import stored_report_file, verdict
+from test_store import recorded_run
 
 from core import publish
+from core.cli import main
+from core.store import Store
 
 # Client libraries used only on some paths: a chart drawn, a channel configured, a migration, PostgreSQL.
 ON_SOME_PATHS = ("matplotlib", "atlassian", "pymsteams", "requests", "alembic", "psycopg")
@@ -26,3 +34,91 @@ def test_the_channels_are_still_reachable_from_the_package() -> None:
     assert publish.TeamsChannel.__module__ == "core.publish.teams"
     with pytest.raises(AttributeError):
         _ = publish.SlackChannel
+
+
+def command_env(tmp: Path) -> dict[str, str]:
+    """Settings for the commands below: a SQLite file that no test creates, nothing to publish to."""
+    return {
+        "DATABASE_URL": f"sqlite:///{tmp / 'var' / 'ai-log-analyzer.db'}",
+        "REGISTRY_DIR": str(tmp / "registry"),
+        "LOG_FORMAT": "json",
+    }
+
+
+def test_publish_refuses_a_failed_report_unless_it_is_named(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    failed = stored_report_file(reports, 8, verdict("failed"))
+    env = command_env(tmp_path)
+
+    refused = CliRunner().invoke(main, ["publish", "--output", str(reports), "--dry-run"], env=env)
+    assert refused.exit_code == 1
+    assert refused.output.splitlines() == [
+        f"❌ nothing published: every report in {reports} is of a failed analysis (newest {failed}); "
+        f"name it to publish it anyway: log-analyzer publish {failed}"
+    ]
+    assert not (reports / "publish").exists()
+
+    named = CliRunner().invoke(main, ["publish", str(failed), "--output", str(reports), "--dry-run"], env=env)
+    assert named.exit_code == 0, named.output
+    assert named.stdout.splitlines()[0] == f"publishing {failed} (Backfill Analysis: 2026-02-09)"
+    assert "is the report of a failed analysis; publishing it as named" in named.stderr
+    assert any(p.name.startswith("teams_summary_") for p in (reports / "publish").iterdir())
+    assert not (tmp_path / "var").exists()  # a dry run creates no database
+
+
+def test_publish_says_which_report_it_publishes_and_skips_newer_failed_ones(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    complete = stored_report_file(reports, 7, verdict("degraded", "62 % of the documents skipped"))
+    stored_report_file(reports, 8, verdict("failed"))
+    result = CliRunner().invoke(
+        main, ["publish", "--output", str(reports), "--dry-run"], env=command_env(tmp_path)
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == (
+        f"publishing {complete} (Backfill Analysis: 2026-02-09); "
+        "skipped 1 newer failed report(s), newest problem_report_2026-02-10T080000.json"
+    )
+    assert not (tmp_path / "var").exists()
+
+
+def test_status_never_creates_the_database(tmp_path: Path) -> None:
+    env = command_env(tmp_path)
+    database = tmp_path / "var" / "ai-log-analyzer.db"
+    for args in (["status"], ["status", "3f2a9c10"]):
+        result = CliRunner().invoke(main, args, env=env)
+        assert result.exit_code == 1
+        assert (
+            result.output == f"Error: no runs recorded yet: {database} does not exist (run backfill first)\n"
+        )
+    assert not (tmp_path / "var").exists()
+
+    Store.from_url(env["DATABASE_URL"]).close()  # a database without runs
+    result = CliRunner().invoke(main, ["status"], env=env)
+    assert result.exit_code == 1
+    assert result.output == f"Error: no runs recorded yet in sqlite:///{database} (run backfill first)\n"
+
+
+def test_status_finds_a_run_by_the_start_of_its_id_and_lists_an_ambiguous_one(tmp_path: Path) -> None:
+    env = command_env(tmp_path)
+    with Store.from_url(env["DATABASE_URL"]) as store:
+        recorded_run(store, "3f2a9c10-5d1e-4c7b-9a8f-0e1d2c3b4a59", datetime(2026, 2, 10, 9, tzinfo=UTC))
+        recorded_run(store, "3f2a77b1-0c4d-4e5f-8a9b-1c2d3e4f5a6b", datetime(2026, 2, 10, 10, tzinfo=UTC))
+
+    found = CliRunner().invoke(main, ["status", "3f2a9c10"], env=env)
+    assert found.exit_code == 0, found.output
+    assert found.output.startswith("3f2a9c10-5d1e-4c7b-9a8f-0e1d2c3b4a59  regular_phase succeeded")
+
+    ambiguous = CliRunner().invoke(main, ["status", "3f2a"], env=env)
+    assert ambiguous.exit_code == 1
+    lines = ambiguous.output.splitlines()
+    assert lines[0] == "'3f2a' is the start of several run ids; give more of one (newest first):"
+    assert [line.split()[0] for line in lines[1:]] == [
+        "3f2a77b1-0c4d-4e5f-8a9b-1c2d3e4f5a6b",
+        "3f2a9c10-5d1e-4c7b-9a8f-0e1d2c3b4a59",
+    ]
+
+    unknown = CliRunner().invoke(main, ["status", "backfill-29511360"], env=env)
+    assert unknown.exit_code == 1
+    assert unknown.output == (
+        "Error: no run matches 'backfill-29511360'; `log-analyzer status` lists recent runs\n"
+    )

@@ -34,6 +34,7 @@ from core.publish import (
     confluence_daily_page,
     known_errors_page,
     known_peaks_page,
+    newest_complete_report,
     payload_size,
     redacted_csv,
     render,
@@ -44,7 +45,7 @@ from core.publish import (
 )
 from core.redact import Redactor
 from core.registry import Registry
-from core.report import Report, executive_summary, report_to_csv
+from core.report import Report, executive_summary, report_to_csv, write_reports
 
 HOSTILE = (
     '</td></tr></tbody></table><script>alert("x")</script> ]]> a & b <![CDATA[ y ]]> '
@@ -366,3 +367,55 @@ def test_alert_card_without_context_names_the_findings_window() -> None:
     assert f"CRITICAL new: {DB}" in texts
     with pytest.raises(ValueError, match="needs a context"):
         teams_alert_card([], None)
+
+
+# --- the stored report -----------------------------------------------------------------------------
+
+UNREACHABLE = "Elasticsearch unreachable (connection refused)"
+
+
+def verdict(status: str, reason: str = UNREACHABLE) -> dict[str, Any]:
+    """A report's verdict as the JSON report carries it, for the scenario day."""
+    word = {"failed": "FAILED", "degraded": "DEGRADED"}[status]
+    return {
+        "status": status,
+        "headline": f"Analysis {word} for 2026-02-09: {reason}",
+        "reasons": [reason],
+        "ranges": [{"label": "2026-02-09", "status": status, "reasons": [reason]}],
+    }
+
+
+def stored_report_file(
+    folder: Path, hour: int, carried: dict[str, Any] | None, *, days_failed: int = 0
+) -> Path:
+    """The scenario report as problem_report_<stamp>.json, made at `hour` UTC on the morning after,
+    with the verdict it carries (None: a report written before reports had verdicts)."""
+    report = scenario_report(generated_at=datetime(2026, 2, 10, hour, tzinfo=UTC))
+    path = write_reports(report, folder)["json"]
+    document = json.loads(path.read_text(encoding="utf-8"))
+    if carried is not None:
+        document["verdict"] = carried
+    document["run"]["days_failed"] = days_failed
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path
+
+
+def test_the_newest_complete_report_is_chosen_over_failed_and_unreadable_ones(tmp_path: Path) -> None:
+    before_verdicts_failed = stored_report_file(tmp_path, 5, None, days_failed=1)
+    before_verdicts_ok = stored_report_file(tmp_path, 6, None)
+    degraded = stored_report_file(tmp_path, 7, verdict("degraded", "62 % of the documents skipped"))
+    failed = stored_report_file(tmp_path, 8, verdict("failed"))
+    (tmp_path / "problem_report_2026-02-10T090000.json").write_text('{"schema_version": "1.0", "problems": [')
+    (tmp_path / "problem_report_2026-02-10T100000.json").write_bytes(b"\x89\xff\x00 not a report")
+
+    stored, newer_failed = newest_complete_report(tmp_path)
+    assert stored is not None and (stored.path, stored.status) == (degraded, "degraded")
+    assert stored.report.label == "Backfill Analysis: 2026-02-09"
+    assert newer_failed == [failed]
+
+    degraded.unlink()
+    stored, newer_failed = newest_complete_report(tmp_path)
+    assert stored is not None and (stored.path, stored.status) == (before_verdicts_ok, "ok")
+
+    before_verdicts_ok.unlink()
+    assert newest_complete_report(tmp_path) == (None, [failed, before_verdicts_failed])

@@ -135,3 +135,35 @@ def test_publish_dry_run_writes_the_payloads_and_sends_nothing(demo_file, servic
     card = json.loads((reports / "publish" / "teams_summary_2026-02-10T091500.json").read_text())
     # the exact payload, with the link it would carry
     assert card["attachments"][0]["content"]["actions"][0]["url"].endswith("pageId=1001")
+
+
+def test_a_republish_after_a_failed_delivery_sends_each_message_once(demo_file, services, tmp_path):  # noqa: F811
+    confluence, teams = services
+    env = environment(tmp_path, demo_file[0]) | PAGES
+    env |= {
+        "BASELINE_DAYS": "0",
+        "CONFLUENCE_URL": confluence.url,
+        "CONFLUENCE_USERNAME": "analyzer",
+        "CONFLUENCE_PASSWORD": "fake-password",
+        "TEAMS_ENABLED": "true",
+        "TEAMS_WEBHOOK_URL": f"{teams.url}/workflows/run?sig=FakeSignature0123",
+        "PUBLISH_MAX_ATTEMPTS": "1",
+    }
+    confluence.fail("PUT", "/rest/api/content/", 500, times=3)
+    teams.fail("POST", "/workflows/", 429, Retry_After="1")
+    reports = tmp_path / "reports"
+    runner = CliRunner()
+    result = runner.invoke(backfill_command, ["--days", "1", "--output", str(reports), "--now", NOW], env=env)
+    assert result.exit_code == 0, result.output
+    assert len(teams.posted()) == 1 and {page.version for page in confluence.pages.values()} == {1}
+    teams.requests.clear()
+    confluence.requests.clear()
+
+    # The pending summary and pages of that run and the new ones of the republish are the same
+    # messages: each goes out once.
+    args = ["publish", "--output", str(reports), "--now", "2026-02-10T10:00:00"]
+    result = runner.invoke(main, args, env=env)
+    assert result.exit_code == 0, result.output
+    (summary,) = teams.posted()
+    assert summary["attachments"][0]["content"]["body"][0]["text"].startswith("Log Analyzer run at")
+    assert len(confluence.puts("1001")) == 1 and confluence.pages["1001"].version == 2

@@ -13,7 +13,7 @@ from alembic import command
 from alembic.script import ScriptDirectory
 
 from core.model import WINDOW, Incident, Peak
-from core.store import SCHEMA_REVISION, LockHeld, Store, StoreUnavailable, alembic_config
+from core.store import SCHEMA_REVISION, LockHeld, Store, StoreUnavailable, alembic_config, runs_table
 
 DAY0 = datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -323,8 +323,8 @@ def test_runs_and_steps_are_recorded_and_found_by_id_job_or_pod(store: Store) ->
     store.finish_run(run_id, "partial", {"incidents_saved": 4}, "publish failed")
 
     for ref in (run_id, "backfill-28601235", "backfill-28601235-x7k2p"):
-        found = store.find_run(ref)
-        assert found is not None and found.id == run_id
+        (found,) = store.find_runs(ref)
+        assert found.id == run_id
     assert found.status == "partial" and found.finished_at is not None
     assert found.args == {"days": 1, "day": "2024-05-02T09:00:00+00:00"}
     assert found.counts == {"incidents_saved": 4}
@@ -332,7 +332,7 @@ def test_runs_and_steps_are_recorded_and_found_by_id_job_or_pod(store: Store) ->
         ("fetch", "succeeded", None),
         ("publish", "failed", "HTTP 503"),
     ]
-    assert store.find_run("no-such-run") is None
+    assert store.find_runs("no-such-run") == []
     assert [r.id for r in store.recent_runs()] == [run_id, older]
     assert [r.id for r in store.recent_runs(phase="regular_phase")] == [older]
     assert len(store.recent_runs(limit=1)) == 1
@@ -359,8 +359,8 @@ def test_a_second_store_cannot_take_a_held_phase_lock(store: Store) -> None:
 def test_taking_the_lock_marks_runs_left_running_as_abandoned(store: Store) -> None:
     killed = store.start_run("backfill", {}, "backfill-1", None)
     with store.phase_lock("backfill"):
-        run = store.find_run(killed)
-    assert run is not None and run.status == "failed" and "abandoned" in run.error
+        (run,) = store.find_runs(killed)
+    assert run.status == "failed" and "abandoned" in run.error
 
 
 def _hold_lock(
@@ -410,3 +410,34 @@ def test_the_store_never_shows_its_password() -> None:
     store = Store(sa.create_engine("postgresql+psycopg://u:secret@db.example.com/analyzer"))
     assert "secret" not in repr(store) and "secret" not in store.url
     assert "db.example.com" in repr(store)
+
+
+def recorded_run(store: Store, run_id: str, started_at: datetime) -> None:
+    """A finished run with a chosen id (start_run draws a random one)."""
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.insert(runs_table).values(
+                id=run_id,
+                phase="regular_phase",
+                status="succeeded",
+                started_at=started_at,
+                args={},
+                counts={},
+            )
+        )
+
+
+def test_the_first_characters_of_a_run_id_find_the_run(store: Store) -> None:
+    started = datetime(2024, 5, 2, 9, 0, tzinfo=UTC)
+    recorded_run(store, "3f2a9c10-5d1e-4c7b-9a8f-0e1d2c3b4a59", started)
+    recorded_run(store, "3f2a77b1-0c4d-4e5f-8a9b-1c2d3e4f5a6b", started + timedelta(minutes=15))
+    recorded_run(store, "9d0e1f2a-3b4c-4d5e-8f6a-7b8c9d0e1f2a", started + timedelta(minutes=30))
+
+    for ref in ("3f2a9c10", "3F2A9C10"):
+        assert [r.id for r in store.find_runs(ref)] == ["3f2a9c10-5d1e-4c7b-9a8f-0e1d2c3b4a59"]
+    assert [r.id for r in store.find_runs("3f2a")] == [  # ambiguous: every candidate, newest first
+        "3f2a77b1-0c4d-4e5f-8a9b-1c2d3e4f5a6b",
+        "3f2a9c10-5d1e-4c7b-9a8f-0e1d2c3b4a59",
+    ]
+    assert len(store.find_runs("", limit=2)) == 2
+    assert store.find_runs("3f2a%") == [] and store.find_runs("3f2a_") == []  # no LIKE wildcards

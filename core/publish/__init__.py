@@ -32,7 +32,7 @@ from core.publish.render import (
     teams_summary_card,
     trend_chart_png,
 )
-from core.publish.stored_report import ReportFileError, load_report
+from core.publish.stored_report import ReportFileError, StoredReport, newest_complete_report, read_report
 
 if TYPE_CHECKING:
     from core.publish.confluence import ConfluenceChannel
@@ -64,6 +64,7 @@ __all__ = [
     "PublishOutcome",
     "ReportFileError",
     "RetryPolicy",
+    "StoredReport",
     "TeamsChannel",
     "alert_messages",
     "confluence_daily_page",
@@ -71,9 +72,10 @@ __all__ = [
     "findings_to_alert",
     "known_errors_page",
     "known_peaks_page",
-    "load_report",
+    "newest_complete_report",
     "payload_size",
     "publish",
+    "read_report",
     "redacted_csv",
     "report_messages",
     "teams_alert_card",

@@ -47,7 +47,9 @@ class Message:
     kind: str
     body: str  # XHTML for Confluence, JSON for Teams
     format: str  # xhtml | json
-    target: str | None = None  # the Confluence page id; a page update replaces a pending older one
+    # What the message updates: the Confluence page id, or the report a Teams summary is about. A newer
+    # message to the same target replaces a pending older one, so a republish never sends both.
+    target: str | None = None
     attachments: tuple[Attachment, ...] = ()
     subject: Mapping[str, Any] = field(default_factory=dict)  # what it is about (alerted problems)
     expires_after: timedelta | None = None  # not worth delivering later than this after it was made

@@ -4,8 +4,9 @@ is the notification log that says what was already sent.
 States: `pending` → (claimed with an attempt id) `sending` → `delivered`, or back to `pending` after a
 failure. An item left in `sending` longer than a delivery can take was abandoned by a crash between
 send and record: an idempotent channel's item (a Confluence page PUT) goes back to `pending`, a chat
-message (Teams) becomes `unconfirmed` and is never sent again (at most once). A newer update of the
-same page makes a pending older one `superseded`; an item past its expiry becomes `expired`.
+message (Teams) becomes `unconfirmed` and is never sent again (at most once). A newer message to the
+same target (the same page, the summary of the same report) makes a pending older one `superseded`;
+an item past its expiry becomes `expired`.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class Outbox:
         self._engine = engine
 
     def add(self, message: Message, now: datetime) -> int:
-        """Record `message` as pending; a pending older update of the same page is superseded by it."""
+        """Record `message` as pending; a pending older message to the same target is superseded by it."""
         now = utc(now)
         with self._engine.begin() as conn:
             if message.target is not None:
@@ -56,7 +57,7 @@ class Outbox:
                         outbox.c.target == message.target,
                         outbox.c.status == "pending",
                     )
-                    .values(status="superseded", last_error="superseded by a newer update of the page")
+                    .values(status="superseded", last_error="superseded by a newer message to its target")
                 )
             inserted = conn.execute(
                 sa.insert(outbox).values(

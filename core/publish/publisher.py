@@ -193,7 +193,8 @@ def report_messages(
     if registry is not None:
         messages += _registry_messages(registry, destinations, redactor)
     card = render.teams_summary_card(report, page_url=destinations.daily_page_url(), redactor=redactor)
-    messages.append(_teams_message("teams_summary", card))
+    # The report is the summary's target: a republish replaces the summary a failed delivery left pending.
+    messages.append(_teams_message("teams_summary", card, target=report.label))
     return messages
 
 
@@ -277,12 +278,15 @@ def alert_messages(
     return [_teams_message("teams_alert", card, alert_subject(fresh))], len(findings) - len(fresh)
 
 
-def _teams_message(kind: str, card: Mapping[str, Any], subject: Mapping[str, Any] | None = None) -> Message:
+def _teams_message(
+    kind: str, card: Mapping[str, Any], subject: Mapping[str, Any] | None = None, target: str | None = None
+) -> Message:
     return Message(
         "teams",
         kind,
         json.dumps(card, indent=2, ensure_ascii=False),
         "json",
+        target=target,
         subject=subject or {},
         expires_after=TEAMS_MESSAGE_TTL,
     )

@@ -4,6 +4,8 @@ renders it through the same path as the backfill: the inverse of `core.report.re
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,20 @@ class ReportFileError(ValueError):
     """The file is not a problem report this version can read; the message names the file."""
 
 
-def load_report(path: Path) -> Report:
+@dataclass(frozen=True, slots=True)
+class StoredReport:
+    """A report file read back, with the status of its verdict: ok | degraded | failed."""
+
+    path: Path
+    report: Report
+    status: str
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+
+def read_report(path: Path) -> StoredReport:
     """The report stored at `path` (a problem_report_*.json)."""
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -26,9 +41,35 @@ def load_report(path: Path) -> Report:
     if not version.startswith("1."):
         raise ReportFileError(f"{path}: not a problem report of schema 1.x")
     try:
-        return report_from_dict(document)
+        return StoredReport(path, report_from_dict(document), report_verdict_status(document))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ReportFileError(f"{path}: incomplete problem report ({type(exc).__name__}: {exc})") from None
+
+
+def report_verdict_status(document: Mapping[str, Any]) -> str:
+    """ok | degraded | failed, from the report's verdict. A report written before verdicts existed has
+    none: it failed when one of its days failed."""
+    if "verdict" in document:
+        return str(document["verdict"]["status"])
+    return "failed" if document["run"]["days_failed"] > 0 else "ok"
+
+
+def newest_complete_report(folder: Path) -> tuple[StoredReport | None, list[Path]]:
+    """The newest report in `folder` whose analysis did not fail (None when there is none), and the
+    failed reports newer than it, newest first. Newest is by the time stamp in the file name.
+
+    A failed report is passed over so that a run which could not read its logs is never republished as
+    the latest news; a file that is not a readable report (damaged, or not ours) is passed over too."""
+    failed: list[Path] = []
+    for path in sorted(folder.glob("problem_report_*.json"), reverse=True):
+        try:
+            stored = read_report(path)
+        except ReportFileError:
+            continue
+        if not stored.failed:
+            return stored, failed
+        failed.append(path)
+    return None, failed
 
 
 def report_from_dict(document: dict[str, Any]) -> Report:

@@ -28,6 +28,7 @@ from test_store import (  # noqa: F401
     test_replacing_a_range_with_other_content_removes_the_old_rows,
     test_runs_and_steps_are_recorded_and_found_by_id_job_or_pod,
     test_taking_the_lock_marks_runs_left_running_as_abandoned,
+    test_the_first_characters_of_a_run_id_find_the_run,
     test_windows_of_the_range_are_marked_processed,
 )
 
