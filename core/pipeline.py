@@ -283,7 +283,8 @@ def backfill(c: Components, days: list[date], output: Path, *, dry_run: bool, no
         results = [r.result for r in ranges if r.result is not None]
         registry_updates = _update_registry(c, run, results, logger, now)
         figures = _figures(ranges, len(days), registry_updates, run.elapsed())
-        verdict = Verdict.worst([r.verdict for r in ranges], range_text(starts[0], starts[-1] + DAY))
+        verdicts = [r.verdict for r in ranges] + [_registry_verdict(c.registry)]
+        verdict = Verdict.worst(verdicts, range_text(starts[0], starts[-1] + DAY))
         report = _report(c, "backfill", days, results, figures, verdict, [r.verdict for r in ranges], now)
         with run.step("report"):
             report_files = write_reports(report, output)
@@ -315,7 +316,7 @@ def regular_phase(c: Components, lookback: timedelta, *, dry_run: bool, now: dat
         registry_updates = _update_registry(c, run, results, logger, now)
         figures = _figures(ranges, len(windows), registry_updates, run.elapsed())
         label = range_text(windows[0], windows[-1] + WINDOW) if windows else ""
-        verdict = Verdict.worst([r.verdict for r in ranges], label)
+        verdict = Verdict.worst([r.verdict for r in ranges] + [_registry_verdict(c.registry)], label)
         findings = [f for r in results for f in critical(r.detection.findings, c.detect_config)]
         # Also without findings: what earlier runs failed to deliver is delivered now.
         published, publish_status = _publish_alert(c, findings, Path(c.export_dir), now, logger)
@@ -601,6 +602,13 @@ def _learn_baseline(c: Components, run: _Run, first_day: date, logger) -> None:
             # The requested days meet the same source and fail with this reason in their verdicts.
             logger.error("baseline not learned", error=str(exc))
             return
+
+
+def _registry_verdict(registry: Registry) -> Verdict:
+    """`degraded` while what people wrote in the registry cannot be used (a YAML error, an unknown
+    status): the run goes on with the store's facts and leaves their files as written."""
+    issues = tuple(str(issue) for issue in registry.issues())
+    return Verdict("degraded", issues) if issues else Verdict()
 
 
 def _with_registry_status(states: dict[str, ProblemState], registry: Registry) -> dict[str, ProblemState]:

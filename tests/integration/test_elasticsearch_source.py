@@ -280,7 +280,7 @@ def test_a_failing_search_is_a_clear_error_and_the_pit_is_closed(
 
 def test_an_unreachable_node_is_a_clear_error() -> None:
     settings = Settings(_env_file=None, es_url="http://127.0.0.1:9", es_timeout_s=2)
-    with pytest.raises(SourceUnavailable, match="unavailable"):
+    with pytest.raises(SourceUnavailable, match=r"unreachable \(connection refused\)"):
         list(ElasticsearchSource.from_settings(settings).fetch(START, END, InputStats()))
 
 

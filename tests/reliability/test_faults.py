@@ -95,7 +95,7 @@ def test_elasticsearch_refusing_connections_is_a_clear_failure(
     place = sqlite_place(tmp_path)
     refused = {"ES_URL": f"http://127.0.0.1:{closed_port()}", "ES_INDEX_PATTERN": demo_index}
     failed = run_cli(backfill_args(place), place.env(refused, **SETTINGS), place.work)
-    assert_failed_cleanly(failed.output, failed.exit_code, "Elasticsearch", "unavailable")
+    assert_failed_cleanly(failed.output, failed.exit_code, "unreachable (connection refused)")
     assert_nothing_half_written(place)
     assert_next_run_completes(place, es_source(es_url, demo_index), reference)
 
