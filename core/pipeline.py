@@ -317,9 +317,17 @@ def regular_phase(c: Components, lookback: timedelta, *, dry_run: bool, now: dat
         figures = _figures(ranges, len(windows), registry_updates, run.elapsed())
         label = range_text(windows[0], windows[-1] + WINDOW) if windows else ""
         verdict = Verdict.worst([r.verdict for r in ranges] + [_registry_verdict(c.registry)], label)
-        findings = [f for r in results for f in critical(r.detection.findings, c.detect_config)]
+        # What the stored windows left pending, this run's and any earlier run's that died before
+        # alerting; a dry run stores nothing and alerts what it found.
+        if run.dry_run:
+            pending = [(0, f) for r in results for f in critical(r.detection.findings, c.detect_config)]
+        else:
+            pending = c.store.pending_alerts()
+        findings = [finding for _, finding in pending]
         # Also without findings: what earlier runs failed to deliver is delivered now.
-        published, publish_status = _publish_alert(c, findings, Path(c.export_dir), now, logger)
+        published, publish_status, handed_over = _publish_alert(c, findings, Path(c.export_dir), now, logger)
+        if handed_over and not run.dry_run:
+            c.store.alerts_handed_over([alert_id for alert_id, _ in pending])
         outcome = RunOutcome(
             run.run_id,
             "regular",
@@ -479,8 +487,12 @@ class _Run:
         analysis = result.analysis
         began = time.monotonic()
         try:
+            # The regular phase's critical findings are stored with their window, to be alerted.
+            alerts = (
+                critical(result.detection.findings, self.c.detect_config) if self.phase == "regular" else []
+            )
             written = self.c.store.replace_range(
-                start, end, analysis.incidents, result.detection.peaks, self.run_id, self.phase
+                start, end, analysis.incidents, result.detection.peaks, self.run_id, self.phase, alerts
             )
         except StoreUnavailable:
             self.db_up = False
@@ -716,8 +728,9 @@ def _publish_backfill(
 
 def _publish_alert(
     c: Components, findings: list[Finding], export_dir: Path, now: datetime, logger
-) -> tuple[list[str], dict[str, str]]:
-    """Alert Teams on the critical findings not alerted recently, and deliver what earlier runs could not."""
+) -> tuple[list[str], dict[str, str], bool]:
+    """Alert Teams on the critical findings not alerted recently, and deliver what earlier runs could
+    not; also returns whether the findings were handed over (to the outbox or the file copy)."""
     try:
         outbox = _outbox(c)
         messages, held_back = publish.alert_messages(findings, c.destinations, outbox, now, c.redactor)
@@ -726,13 +739,17 @@ def _publish_alert(
         )
     except Exception as exc:
         logger.warning("alert not published", error=str(exc))
-        return [f"alert failed: {exc}"], c.destinations.status_when_failed()
+        return (
+            [f"alert failed: {exc}; kept to be alerted by the next run"],
+            c.destinations.status_when_failed(),
+            False,
+        )
     if held_back:
         published.lines.append(
             f"teams: {held_back} finding(s) not alerted again (alerted within the last "
             f"{c.destinations.alert_repeat.total_seconds() / 60:.0f} min without escalation)"
         )
-    return published.lines, published.status
+    return published.lines, published.status, published.kept
 
 
 def _outbox(c: Components) -> publish.Outbox | None:

@@ -25,13 +25,24 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
-from core.model import WINDOW, History, Incident, Peak, ProblemRecord, ProblemState, utc, window_start
+from core.model import (
+    WINDOW,
+    Finding,
+    History,
+    Incident,
+    Peak,
+    ProblemRecord,
+    ProblemState,
+    isoformat,
+    utc,
+    window_start,
+)
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 """The newest migration (tests/test_store.py checks it is Alembic's head). A SQLite store already at it
 is not migrated when opened: that spares every run importing Alembic."""
 DAY = timedelta(days=1)
@@ -228,6 +239,18 @@ outbox_table = sa.Table(
     sa.Column("subject", JSONDocument, nullable=False),
     sa.Index("ix_outbox_status_created_at", "status", "created_at"),
     sa.Index("ix_outbox_kind_created_at", "kind", "created_at"),
+)
+
+# Critical findings of stored windows not yet handed to the alert channels: written in the transaction
+# that stores their window, so a run that dies after storing still has them alerted by the next run.
+pending_alerts_table = sa.Table(
+    "pending_alerts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),  # also the order of alerting
+    sa.Column("window_start", UTCDateTime, nullable=False),  # of the finding; a range rewrite replaces it
+    sa.Column("run_id", sa.String(36)),
+    sa.Column("finding", JSONDocument, nullable=False),
+    sa.Index("ix_pending_alerts_window_start", "window_start"),
 )
 
 
@@ -510,8 +533,10 @@ class Store:
         peaks: Sequence[Peak],
         run_id: str | None,
         phase: str,
+        alerts: Sequence[Finding] = (),
     ) -> WriteResult:
-        """Make [start, end) hold exactly these incidents and peaks, in one transaction.
+        """Make [start, end) hold exactly these incidents and peaks, and these critical findings as
+        pending alerts (`pending_alerts`), in one transaction.
 
         `start` and `end` are window-aligned; every incident and peak must start inside the range.
         The range's windows are marked processed and the affected problems recomputed from the
@@ -527,6 +552,12 @@ class Store:
             end,
         )
         _check_rows(peak_rows, ("kind", "scope", "scope_id", "window_start"), start, end)
+        alert_rows = [
+            {"window_start": utc(f.window_start), "run_id": run_id, "finding": _finding_document(f)}
+            for f in alerts
+        ]
+        if any(not start <= row["window_start"] < end for row in alert_rows):
+            raise ValueError(f"a pending alert starts outside [{start.isoformat()}, {end.isoformat()})")
         now = datetime.now(UTC)
         window_rows = [
             {
@@ -547,7 +578,7 @@ class Store:
                 )
             )
             affected.update(r["problem_id"] for r in incident_rows)
-            for table in (incidents_table, peaks_table, windows_table):
+            for table in (incidents_table, peaks_table, windows_table, pending_alerts_table):
                 conn.execute(
                     sa.delete(table).where(table.c.window_start >= start, table.c.window_start < end)
                 )
@@ -555,6 +586,7 @@ class Store:
                 (incidents_table, incident_rows),
                 (peaks_table, peak_rows),
                 (windows_table, window_rows),
+                (pending_alerts_table, alert_rows),
             ):
                 _insert(conn, table, rows)
             _recompute_problems(conn, sorted(affected), incident_rows, start, end, now)
@@ -641,6 +673,20 @@ class Store:
             ProblemRecord(**{k: v for k, v in row.items() if k != "updated_at"})
             for row in sorted(rows, key=lambda r: r["problem_id"])
         ]
+
+    def pending_alerts(self) -> list[tuple[int, Finding]]:
+        """The critical findings stored with their windows and not yet alerted, oldest first, with the
+        ids `alerts_handed_over` takes."""
+        with self._connect() as conn:
+            rows = conn.execute(sa.select(pending_alerts_table).order_by(pending_alerts_table.c.id))
+            return [(row.id, _finding(row.finding)) for row in rows]
+
+    def alerts_handed_over(self, ids: Sequence[int]) -> None:
+        """Forget pending alerts once the alert channels hold them (the outbox, the file copy)."""
+        with self._begin() as conn:
+            for first in range(0, len(ids), _IN_CHUNK):
+                chunk = list(ids[first : first + _IN_CHUNK])
+                conn.execute(sa.delete(pending_alerts_table).where(pending_alerts_table.c.id.in_(chunk)))
 
     def peaks_between(self, start: datetime, end: datetime) -> list[Peak]:
         query = (
@@ -837,6 +883,28 @@ def _insert(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]
         # The server's CONTEXT quotes the offending row, and log data must never reach an error
         # message or a log line (for statements, `hide_parameters` sees to that).
         raise StoreError(f"bulk write of {table.name} failed: {exc.diag.message_primary}") from None
+
+
+def _finding_document(f: Finding) -> dict[str, Any]:
+    return {
+        "kind": f.kind,
+        "problem_id": f.problem_id,
+        "window_start": isoformat(f.window_start),
+        "severity": f.severity,
+        "detail": f.detail,
+        "namespaces": list(f.namespaces),
+    }
+
+
+def _finding(document: Mapping[str, Any]) -> Finding:
+    return Finding(
+        kind=document["kind"],
+        problem_id=document["problem_id"],
+        window_start=utc(datetime.fromisoformat(document["window_start"].replace("Z", "+00:00"))),
+        severity=document["severity"],
+        detail=document["detail"],
+        namespaces=tuple(document["namespaces"]),
+    )
 
 
 def _incident_row(i: Incident, run_id: str | None) -> dict[str, Any]:

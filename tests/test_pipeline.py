@@ -20,6 +20,7 @@ from embedded import components
 from core import demo
 from core.cli import backfill_command, main, regular_phase_command
 from core.fetch import NdjsonSource
+from core.model import Finding
 from core.pipeline import GC_THRESHOLDS, STAGE_BATCH, analyse, backfill, regular_phase
 from core.store import Store
 from core.verdict import VerdictConfig
@@ -509,3 +510,57 @@ def test_every_accepted_event_is_counted_once_whatever_the_batch_boundaries(tmp_
     for incident in result.analysis.incidents:
         per_namespace[incident.namespace] = per_namespace.get(incident.namespace, 0) + incident.count
     assert per_namespace == {f"ns-{i}": len(range(i, total, 4)) for i in range(4)}
+
+
+def test_critical_findings_stored_by_a_run_that_dies_are_alerted_by_the_next(
+    demo_file, tmp_path, monkeypatch
+):
+    # The outage's windows are stored, then the run dies before alerting (here: the registry export
+    # fails). Their critical findings were stored with the windows, so the next run alerts them.
+    path, manifest = demo_file
+    outage = manifest.incident("db_outage")
+    env = environment(tmp_path, path)
+    first_now = (outage.start + timedelta(minutes=20)).strftime("%Y-%m-%dT%H:%M:%S")
+
+    def broken_export(self, export_dir):
+        raise RuntimeError("export folder gone")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("core.registry.Registry.export_csv", broken_export)
+        died = CliRunner().invoke(regular_phase_command, ["--window", "60", "--now", first_now], env=env)
+    assert died.exit_code != 0 and isinstance(died.exception, RuntimeError)
+    assert not list((tmp_path / "exports").glob("publish/teams_alert_*.json"))
+    store = Store.from_url(env["DATABASE_URL"])
+    pending = store.pending_alerts()
+    assert pending and {f.severity for _, f in pending} == {"critical"}
+    assert any(f.problem_id.startswith("DATABASE:") for _, f in pending)
+
+    # The next run has no new window to analyse (nothing is due yet), and alerts what the dead run stored.
+    result = run(regular_phase_command, ["--now", first_now], env)
+    assert result.exit_code == 0, result.output
+    (alert,) = (tmp_path / "exports").glob("publish/teams_alert_*.json")
+    card = alert.read_text()
+    assert all(f.problem_id in card for _, f in pending)
+    assert store.pending_alerts() == []
+    # ... once: a third run finds nothing pending and sends nothing more.
+    run(regular_phase_command, ["--now", first_now], env)
+    assert len(list((tmp_path / "exports").glob("publish/teams_alert_*.json"))) == 1
+
+
+def test_a_rewritten_window_replaces_its_pending_alerts(tmp_path):
+    store = Store.from_url(f"sqlite:///{tmp_path / 'state.db'}")
+    start = datetime(2026, 2, 9, 3, 0, tzinfo=UTC)
+    finding = Finding("spike", "DATABASE:core_db:too_many_connections", start, "critical", "x", ("core-db",))
+    store.replace_range(start, start + timedelta(minutes=15), [], [], None, "regular", [finding])
+    ((first_id, stored),) = store.pending_alerts()
+    assert stored == finding
+    store.replace_range(start, start + timedelta(minutes=15), [], [], None, "regular", [])
+    assert store.pending_alerts() == []
+    store.replace_range(start, start + timedelta(minutes=15), [], [], None, "regular", [finding])
+    ((again_id, _),) = store.pending_alerts()
+    store.alerts_handed_over([again_id])
+    assert store.pending_alerts() == []
+    with pytest.raises(ValueError, match="outside"):
+        store.replace_range(
+            start + timedelta(hours=1), start + timedelta(hours=2), [], [], None, "regular", [finding]
+        )

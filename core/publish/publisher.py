@@ -73,6 +73,7 @@ class PublishOutcome:
 
     lines: list[str] = field(default_factory=list)
     status: dict[str, str] = field(default_factory=lambda: dict.fromkeys(CHANNELS, "skipped"))
+    kept: bool = True  # every message was written to its file or recorded in the outbox
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,12 +121,13 @@ def publish(
     pending (this run's messages and what earlier runs failed to deliver)."""
     logger = structlog.get_logger("ai_log_analyzer").bind(step="publish")
     outcome = PublishOutcome()
+    live = destinations.live()
     for message in messages:
         written = files.send(message)
         outcome.lines.append(
             f"file: {written.location}" if written.delivered else f"file FAILED: {written.error}"
         )
-    live = destinations.live()
+        outcome.kept &= written.delivered or (outbox is not None and message.channel in live)
     if outbox is None or not live:
         return outcome
     for message in messages:
