@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     dependencies_file: Path | None = None
     redact_patterns: list[str] = Field(default_factory=list)
 
+    # Personal data at rest (docs/data-model.md)
+    store_raw_samples: bool = False  # keep samples and templates in the database as logged, unredacted
+
     # Scheduling
     ingest_lag_minutes: int = Field(5, ge=0, le=180)
     baseline_days: int = Field(7, ge=0, le=60)

@@ -6,13 +6,14 @@ definitions the queries use, the phase lock, and `replace_range`, the one-transa
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 import socket
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
 from core.model import WINDOW, History, Incident, Peak, ProblemRecord, ProblemState, utc, window_start
+from core.redact import redact as default_redact
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -267,14 +269,21 @@ class WriteResult:
 
 
 class Store:
-    """The database behind the pipeline; build it with `Store.from_url`."""
+    """The database behind the pipeline; build it with `Store.from_url`.
 
-    def __init__(self, engine: Engine) -> None:
+    `redact` is applied to the log text written with incidents (samples and templates), so that the
+    database holds no more personal data than the published reports; None stores it as logged
+    (STORE_RAW_SAMPLES)."""
+
+    def __init__(self, engine: Engine, redact: Callable[[str], str] | None = default_redact) -> None:
         self._engine = engine
+        self._redact = redact
         self._local_locks: set[str] = set()
 
     @classmethod
-    def from_url(cls, url: str, *, migrate: bool | None = None) -> Store:
+    def from_url(
+        cls, url: str, *, migrate: bool | None = None, redact: Callable[[str], str] | None = default_redact
+    ) -> Store:
         """Open the database at `url`; SQLite is migrated by default when behind the newest schema,
         PostgreSQL only when asked (there the DDL user runs `log-analyzer migrate`). Unreachable →
         `StoreUnavailable`."""
@@ -282,7 +291,7 @@ class Store:
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
         sqlite = parsed.get_backend_name() == "sqlite"
-        store = cls(_sqlite_engine(parsed) if sqlite else _server_engine(parsed))
+        store = cls(_sqlite_engine(parsed) if sqlite else _server_engine(parsed), redact)
         with store._connect():
             pass
         if migrate or (migrate is None and sqlite and store._revision() != SCHEMA_REVISION):
@@ -509,7 +518,9 @@ class Store:
         incidents, so writing the same range twice leaves the same database as writing it once.
         """
         start, end = _aligned_range(start, end)
-        incident_rows = [_incident_row(i, run_id) for i in incidents]
+        # Once per text: a template recurs in every window and workload of its problem.
+        at_rest = functools.cache(self._redact) if self._redact else _as_logged
+        incident_rows = [_incident_row(i, run_id, at_rest) for i in incidents]
         peak_rows = [_peak_row(p, run_id) for p in peaks]
         _check_rows(
             incident_rows,
@@ -830,7 +841,12 @@ def _insert(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]
         raise StoreError(f"bulk write of {table.name} failed: {exc.diag.message_primary}") from None
 
 
-def _incident_row(i: Incident, run_id: str | None) -> dict[str, Any]:
+def _as_logged(text: str) -> str:
+    return text
+
+
+def _incident_row(i: Incident, run_id: str | None, at_rest: Callable[[str], str]) -> dict[str, Any]:
+    """The row of an incident, its log text passed through `at_rest`; the keys and counts stay as they are."""
     first = utc(i.first_seen or i.window_start)
     return {
         "problem_id": i.problem_id,
@@ -846,8 +862,8 @@ def _incident_row(i: Incident, run_id: str | None) -> dict[str, Any]:
         "count": i.count,
         "first_seen": first,
         "last_seen": utc(i.last_seen or first),
-        "samples": list(i.samples),
-        "fingerprints": dict(i.fingerprints),
+        "samples": [at_rest(sample) for sample in i.samples],
+        "fingerprints": {key: at_rest(template) for key, template in i.fingerprints.items()},
         "trace_ids": list(i.trace_ids),
         "apps": list(i.apps),
         "run_id": run_id,

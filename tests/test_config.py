@@ -25,6 +25,7 @@ def test_defaults_are_the_embedded_ones():
     assert settings.store_url() == DEFAULT_SQLITE
     assert settings.es_endpoint() is None
     assert str(settings.log_file) == "demo/logs.ndjson"
+    assert settings.store_raw_samples is False
 
 
 def test_postgres_from_db_settings_and_password_masked_everywhere(monkeypatch):

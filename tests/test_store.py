@@ -13,7 +13,14 @@ from alembic import command
 from alembic.script import ScriptDirectory
 
 from core.model import WINDOW, Incident, Peak
-from core.store import SCHEMA_REVISION, LockHeld, Store, StoreUnavailable, alembic_config
+from core.redact import Redactor
+from core.store import (
+    SCHEMA_REVISION,
+    LockHeld,
+    Store,
+    StoreUnavailable,
+    alembic_config,
+)
 
 DAY0 = datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -262,6 +269,51 @@ def test_a_failing_write_leaves_the_previous_state(store: Store) -> None:
     with pytest.raises((TypeError, sa.exc.StatementError)):  # the JSON error, as each driver wraps it
         store.replace_range(DAY0, DAY0 + WINDOW, [unserialisable], [], None, "backfill")
     assert store.snapshot() == before
+
+
+# --- personal data at rest --------------------------------------------------------------------
+
+# Obviously fake: a test card number, a reserved e-mail domain, a made-up password and customer id.
+PERSONAL = "charge of card 4111 1111 1111 1111 for user@example.com failed, db password=hunter2"
+PERSONAL_VALUES = ("4111 1111 1111 1111", "user@example.com", "hunter2", "CUST-0042")
+
+
+def _stored_text(store: Store) -> str:
+    """Everything log-derived the store holds, as the database has it (not as the reads give it back)."""
+    with store.engine.connect() as conn:
+        return repr(
+            [
+                list(conn.execute(sa.text(query)))
+                for query in (
+                    "SELECT samples, fingerprints FROM incidents",
+                    "SELECT sample, templates FROM problem_days",
+                    "SELECT sample, templates FROM problems",
+                )
+            ]
+        )
+
+
+def test_samples_and_templates_are_stored_redacted_keys_and_counts_as_they_are(store: Store) -> None:
+    written = incident(sample=PERSONAL, template="customer CUST-0042 not found", count=7)
+    configured = Store(store.engine, redact=Redactor([r"CUST-\d+"]).redact)  # REDACT_PATTERNS apply too
+    configured.replace_range(DAY0, DAY0 + WINDOW, [written], [], None, "backfill")
+
+    stored = _stored_text(store)
+    assert not [value for value in PERSONAL_VALUES if value in stored]
+    assert "[CARD]" in stored and "[EMAIL]" in stored and "[SECRET]" in stored and "[REDACTED]" in stored
+    (read,) = store.incidents_between(DAY0, DAY0 + WINDOW)
+    assert read.samples == ["charge of card [CARD] for [EMAIL] failed, db password=[SECRET]"]
+    assert read.fingerprints == {"a1b2c3d4e5f60718": "customer [REDACTED] not found"}
+    assert (read.problem_id, read.count, read.trace_ids) == (written.problem_id, 7, written.trace_ids)
+    assert store.problems()[0].sample == read.samples[0]
+    assert written.samples == [PERSONAL]  # the caller's incident (reported from) is left as it is
+
+
+def test_samples_are_stored_as_logged_only_when_asked(store: Store) -> None:
+    raw = Store(store.engine, redact=None)  # STORE_RAW_SAMPLES=true
+    raw.replace_range(DAY0, DAY0 + WINDOW, [incident(sample=PERSONAL)], [], None, "backfill")
+    stored = _stored_text(store)
+    assert "4111 1111 1111 1111" in stored and "user@example.com" in stored and "hunter2" in stored
 
 
 # --- reads for detection ---------------------------------------------------------------------

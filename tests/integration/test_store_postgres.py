@@ -27,6 +27,8 @@ from test_store import (  # noqa: F401
     test_replacing_a_range_twice_leaves_the_same_database,
     test_replacing_a_range_with_other_content_removes_the_old_rows,
     test_runs_and_steps_are_recorded_and_found_by_id_job_or_pod,
+    test_samples_and_templates_are_stored_redacted_keys_and_counts_as_they_are,
+    test_samples_are_stored_as_logged_only_when_asked,
     test_taking_the_lock_marks_runs_left_running_as_abandoned,
     test_windows_of_the_range_are_marked_processed,
 )
