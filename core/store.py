@@ -1,7 +1,8 @@
 """Persistence: runs, processed windows, incidents, peaks and problems in SQLite or PostgreSQL.
 
 The schema is built by the Alembic migrations in `migrations/`; this module holds the table
-definitions the queries use, the phase lock, and `replace_range`, the one-transaction write.
+definitions the queries use, the phase lock, `replace_range`, the one-transaction write, and
+`purge_before`, the retention.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ _IN_CHUNK = 500  # ids per IN (...) list: well below SQLite's and PostgreSQL's p
 _PHASE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _ABANDONED = "abandoned: the process ended before it finished the run"
 _NOT_FOLDED = {"trace_ids", "apps", "window_end", "run_id"}  # incident columns problem facts do not use
+# Outbox states no delivery changes any more (core/publish/outbox.py): what retention may delete.
+_SETTLED = ("delivered", "unconfirmed", "superseded", "expired")
 
 
 class StoreError(Exception):
@@ -169,6 +172,7 @@ peaks_table = sa.Table(
 
 # Per-problem facts of one UTC day, recomputed from that day's incidents: `problems` and
 # `problem_states` fold these instead of scanning every incident a problem ever had.
+# Retention keeps them (without their samples) after the incidents are gone.
 problem_days_table = sa.Table(
     "problem_days",
     metadata,
@@ -561,6 +565,53 @@ class Store:
                 _insert(conn, table, rows)
             _recompute_problems(conn, sorted(affected), incident_rows, start, end, now)
         return WriteResult(len(incident_rows), len(peak_rows), len(affected))
+
+    # --- retention ---------------------------------------------------------------------------
+
+    def purge_before(self, cutoff: datetime) -> dict[str, int]:
+        """Delete the incidents, peaks and processed windows of windows starting before `cutoff`, the
+        runs started before it with their steps, and the settled outbox items created before it, in
+        one transaction; return the rows deleted per table.
+
+        The per-problem fold (`problem_days`, `problems`) stays: it holds each problem's first
+        sighting and total count, so a problem seen long ago and again today is recurring, not new.
+        Only the samples of its days starting before the cutoff are cleared (`problem_day_samples`);
+        each problem keeps the one sample of its `problems` row. Pending outbox items stay: they are
+        still to be sent. Each statement is a range on an index, so a run removes only what aged out
+        since the previous one.
+        """
+        cutoff = utc(cutoff)
+        old_runs = sa.select(runs_table.c.id).where(runs_table.c.started_at < cutoff)
+        statements: dict[str, sa.Executable] = {
+            table.name: sa.delete(table).where(table.c.window_start < cutoff)
+            for table in (incidents_table, peaks_table, windows_table)
+        }
+        statements |= {
+            "run_steps": sa.delete(run_steps_table).where(run_steps_table.c.run_id.in_(old_runs)),
+            "runs": sa.delete(runs_table).where(runs_table.c.started_at < cutoff),
+            "outbox": sa.delete(outbox_table).where(
+                outbox_table.c.status.in_(_SETTLED), outbox_table.c.created_at < cutoff
+            ),
+        }
+        with self._begin() as conn:
+            # A day's facts are written from its incidents, and each purge clears the days before its
+            # cutoff: the days left to clear start at the oldest incident, however long retention ran.
+            oldest = conn.scalar(sa.select(sa.func.min(incidents_table.c.window_start)))
+            deleted = {name: conn.execute(statement).rowcount for name, statement in statements.items()}
+            deleted["problem_day_samples"] = (
+                0
+                if oldest is None
+                else conn.execute(
+                    sa.update(problem_days_table)
+                    .where(
+                        problem_days_table.c.day >= _day(oldest),
+                        problem_days_table.c.day < cutoff,
+                        problem_days_table.c.sample != "",
+                    )
+                    .values(sample="", sample_seen=None)
+                ).rowcount
+            )
+        return deleted
 
     # --- reads -------------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from test_store import (  # noqa: F401
     test_problems_are_recomputed_from_all_incidents,
     test_replacing_a_range_twice_leaves_the_same_database,
     test_replacing_a_range_with_other_content_removes_the_old_rows,
+    test_retention_removes_what_is_older_than_the_cutoff_and_keeps_first_sightings,
     test_runs_and_steps_are_recorded_and_found_by_id_job_or_pod,
     test_samples_and_templates_are_stored_redacted_keys_and_counts_as_they_are,
     test_samples_are_stored_as_logged_only_when_asked,
