@@ -577,8 +577,8 @@ class Store:
         sighting and total count, so a problem seen long ago and again today is recurring, not new.
         Only the samples of its days starting before the cutoff are cleared (`problem_day_samples`);
         each problem keeps the one sample of its `problems` row. Pending outbox items stay: they are
-        still to be sent. Each statement is a range on an index, so a run removes only what aged out
-        since the previous one.
+        still to be sent. Each statement but the one on `runs` (about a hundred rows a day) is a range
+        on an index, so a run removes only what aged out since the previous one.
         """
         cutoff = utc(cutoff)
         old_runs = sa.select(runs_table.c.id).where(runs_table.c.started_at < cutoff)
