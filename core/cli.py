@@ -90,7 +90,7 @@ def _components(settings: Settings, phase: str, *, dry_run: bool) -> Components:
     except ValueError as exc:
         raise SettingError(f"REDACT_PATTERNS: {exc}") from None
     try:
-        store = _open_store(settings, dry_run=dry_run)
+        store = _open_store(settings, redactor, dry_run=dry_run)
     except StoreUnavailable as exc:
         if not dry_run:
             record_unreachable_store(phase, settings.pushgateway_url)
@@ -174,12 +174,14 @@ def _layout(settings: Settings) -> FieldMap | None:
         raise SettingError(f"ES_FIELD_MAP: {exc}") from None
 
 
-def _open_store(settings: Settings, *, dry_run: bool) -> Store:
+def _open_store(settings: Settings, redactor: Redactor, *, dry_run: bool) -> Store:
+    """The store, redacting what it keeps as the reports are redacted unless STORE_RAW_SAMPLES is set."""
     url = settings.store_url()
+    redact = None if settings.store_raw_samples else redactor.redact
     if dry_run and url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         # A dry run writes nothing outside its output folder: no database file is created.
-        return Store.from_url("sqlite://")
-    return Store.from_url(url)
+        return Store.from_url("sqlite://", redact=redact)
+    return Store.from_url(url, redact=redact)
 
 
 def _now(value: datetime | None) -> datetime:
@@ -413,7 +415,7 @@ def publish_command(report_json, output, channels, dry_run, now) -> None:
             teams=destinations.teams if "teams" in channels else None,
         )
     try:
-        store = _open_store(settings, dry_run=dry_run)
+        store = _open_store(settings, redactor, dry_run=dry_run)
     except StoreUnavailable as exc:
         raise click.ClickException(str(exc)) from None
     when = _now(now)

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     dependencies_file: Path | None = None
     redact_patterns: list[str] = Field(default_factory=list)
 
+    # Personal data at rest (docs/data-model.md)
+    store_raw_samples: bool = False  # keep samples and templates in the database as logged, unredacted
+    retention_days: int = Field(400, ge=0, le=36500)  # incidents, peaks and run records kept; 0: forever
+
     # Scheduling
     ingest_lag_minutes: int = Field(5, ge=0, le=180)
     baseline_days: int = Field(7, ge=0, le=60)
@@ -108,6 +112,12 @@ class Settings(BaseSettings):
                     raise ValueError(f"{name.upper()} is required when DB_HOST is set")
         if self.teams_enabled and self.teams_webhook_url is None:
             raise ValueError("TEAMS_WEBHOOK_URL is required when TEAMS_ENABLED is true")
+        if 0 < self.retention_days <= self.baseline_days + 1:
+            # Detection compares a range with the BASELINE_DAYS before it (the peaks with one day more).
+            raise ValueError(
+                f"RETENTION_DAYS must be 0 (keep everything) or more than BASELINE_DAYS + 1 "
+                f"({self.baseline_days + 1}), the history detection reads"
+            )
         if self.es_ca_certs is not None and not self.es_ca_certs.is_file():
             raise ValueError(f"ES_CA_CERTS: {self.es_ca_certs} is not a readable file")
         return self

@@ -301,4 +301,4 @@ class ProblemRecord:
     namespaces: list[str]
     workloads: list[str]  # "Kind/namespace/name"
     templates: list[str]
-    sample: str  # raw; redact before it leaves the cluster
+    sample: str  # redacted at rest unless STORE_RAW_SAMPLES; redacted again before it leaves the cluster

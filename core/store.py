@@ -1,18 +1,20 @@
 """Persistence: runs, processed windows, incidents, peaks and problems in SQLite or PostgreSQL.
 
 The schema is built by the Alembic migrations in `migrations/`; this module holds the table
-definitions the queries use, the phase lock, and `replace_range`, the one-transaction write.
+definitions the queries use, the phase lock, `replace_range`, the one-transaction write, and
+`purge_before`, the retention.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 import socket
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,6 +39,7 @@ from core.model import (
     utc,
     window_start,
 )
+from core.redact import redact as default_redact
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -53,6 +56,8 @@ _IN_CHUNK = 500  # ids per IN (...) list: well below SQLite's and PostgreSQL's p
 _PHASE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _ABANDONED = "abandoned: the process ended before it finished the run"
 _NOT_FOLDED = {"trace_ids", "apps", "window_end", "run_id"}  # incident columns problem facts do not use
+# Outbox states no delivery changes any more (core/publish/outbox.py): what retention may delete.
+_SETTLED = ("delivered", "unconfirmed", "superseded", "expired")
 
 
 class StoreError(Exception):
@@ -178,6 +183,7 @@ peaks_table = sa.Table(
 
 # Per-problem facts of one UTC day, recomputed from that day's incidents: `problems` and
 # `problem_states` fold these instead of scanning every incident a problem ever had.
+# Retention keeps them (without their samples) after the incidents are gone.
 problem_days_table = sa.Table(
     "problem_days",
     metadata,
@@ -290,14 +296,21 @@ class WriteResult:
 
 
 class Store:
-    """The database behind the pipeline; build it with `Store.from_url`."""
+    """The database behind the pipeline; build it with `Store.from_url`.
 
-    def __init__(self, engine: Engine) -> None:
+    `redact` is applied to the log text written with incidents (samples and templates), so that the
+    database holds no more personal data than the published reports; None stores it as logged
+    (STORE_RAW_SAMPLES)."""
+
+    def __init__(self, engine: Engine, redact: Callable[[str], str] | None = default_redact) -> None:
         self._engine = engine
+        self._redact = redact
         self._local_locks: set[str] = set()
 
     @classmethod
-    def from_url(cls, url: str, *, migrate: bool | None = None) -> Store:
+    def from_url(
+        cls, url: str, *, migrate: bool | None = None, redact: Callable[[str], str] | None = default_redact
+    ) -> Store:
         """Open the database at `url`; SQLite is migrated by default when behind the newest schema,
         PostgreSQL only when asked (there the DDL user runs `log-analyzer migrate`). Unreachable →
         `StoreUnavailable`."""
@@ -305,7 +318,7 @@ class Store:
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
         sqlite = parsed.get_backend_name() == "sqlite"
-        store = cls(_sqlite_engine(parsed) if sqlite else _server_engine(parsed))
+        store = cls(_sqlite_engine(parsed) if sqlite else _server_engine(parsed), redact)
         with store._connect():
             pass
         if migrate or (migrate is None and sqlite and store._revision() != SCHEMA_REVISION):
@@ -543,7 +556,9 @@ class Store:
         incidents, so writing the same range twice leaves the same database as writing it once.
         """
         start, end = _aligned_range(start, end)
-        incident_rows = [_incident_row(i, run_id) for i in incidents]
+        # Once per text: a template recurs in every window and workload of its problem.
+        at_rest = functools.cache(self._redact) if self._redact else _as_logged
+        incident_rows = [_incident_row(i, run_id, at_rest) for i in incidents]
         peak_rows = [_peak_row(p, run_id) for p in peaks]
         _check_rows(
             incident_rows,
@@ -591,6 +606,53 @@ class Store:
                 _insert(conn, table, rows)
             _recompute_problems(conn, sorted(affected), incident_rows, start, end, now)
         return WriteResult(len(incident_rows), len(peak_rows), len(affected))
+
+    # --- retention ---------------------------------------------------------------------------
+
+    def purge_before(self, cutoff: datetime) -> dict[str, int]:
+        """Delete the incidents, peaks and processed windows of windows starting before `cutoff`, the
+        runs started before it with their steps, and the settled outbox items created before it, in
+        one transaction; return the rows deleted per table.
+
+        The per-problem fold (`problem_days`, `problems`) stays: it holds each problem's first
+        sighting and total count, so a problem seen long ago and again today is recurring, not new.
+        Only the samples of its days starting before the cutoff are cleared (`problem_day_samples`);
+        each problem keeps the one sample of its `problems` row. Pending outbox items stay: they are
+        still to be sent. Each statement but the one on `runs` (about a hundred rows a day) is a range
+        on an index, so a run removes only what aged out since the previous one.
+        """
+        cutoff = utc(cutoff)
+        old_runs = sa.select(runs_table.c.id).where(runs_table.c.started_at < cutoff)
+        statements: dict[str, sa.Executable] = {
+            table.name: sa.delete(table).where(table.c.window_start < cutoff)
+            for table in (incidents_table, peaks_table, windows_table)
+        }
+        statements |= {
+            "run_steps": sa.delete(run_steps_table).where(run_steps_table.c.run_id.in_(old_runs)),
+            "runs": sa.delete(runs_table).where(runs_table.c.started_at < cutoff),
+            "outbox": sa.delete(outbox_table).where(
+                outbox_table.c.status.in_(_SETTLED), outbox_table.c.created_at < cutoff
+            ),
+        }
+        with self._begin() as conn:
+            # A day's facts are written from its incidents, and each purge clears the days before its
+            # cutoff: the days left to clear start at the oldest incident, however long retention ran.
+            oldest = conn.scalar(sa.select(sa.func.min(incidents_table.c.window_start)))
+            deleted = {name: conn.execute(statement).rowcount for name, statement in statements.items()}
+            deleted["problem_day_samples"] = (
+                0
+                if oldest is None
+                else conn.execute(
+                    sa.update(problem_days_table)
+                    .where(
+                        problem_days_table.c.day >= _day(oldest),
+                        problem_days_table.c.day < cutoff,
+                        problem_days_table.c.sample != "",
+                    )
+                    .values(sample="", sample_seen=None)
+                ).rowcount
+            )
+        return deleted
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -907,7 +969,12 @@ def _finding(document: Mapping[str, Any]) -> Finding:
     )
 
 
-def _incident_row(i: Incident, run_id: str | None) -> dict[str, Any]:
+def _as_logged(text: str) -> str:
+    return text
+
+
+def _incident_row(i: Incident, run_id: str | None, at_rest: Callable[[str], str]) -> dict[str, Any]:
+    """The row of an incident, its log text passed through `at_rest`; the keys and counts stay as they are."""
     first = utc(i.first_seen or i.window_start)
     return {
         "problem_id": i.problem_id,
@@ -923,8 +990,8 @@ def _incident_row(i: Incident, run_id: str | None) -> dict[str, Any]:
         "count": i.count,
         "first_seen": first,
         "last_seen": utc(i.last_seen or first),
-        "samples": list(i.samples),
-        "fingerprints": dict(i.fingerprints),
+        "samples": [at_rest(sample) for sample in i.samples],
+        "fingerprints": {key: at_rest(template) for key, template in i.fingerprints.items()},
         "trace_ids": list(i.trace_ids),
         "apps": list(i.apps),
         "run_id": run_id,

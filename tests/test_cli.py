@@ -1,11 +1,12 @@
-"""Tests of core/cli.py: what the entrypoints cost before they do any work, and what the read-only
-commands (`status`, `publish --dry-run`) say and leave behind."""
+"""Tests of core/cli.py: what the entrypoints cost before they do any work, what they wire, and
+what the read-only commands (`status`, `publish --dry-run`) say and leave behind."""
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,8 @@ from click.testing import CliRunner
 from test_publish import stored_report_file, verdict
 from test_store import recorded_run
 
-from core import publish
-from core.cli import main
+from core import demo, publish
+from core.cli import backfill_command, main
 from core.store import Store
 
 # Client libraries used only on some paths: a chart drawn, a channel configured, a migration, PostgreSQL.
@@ -122,3 +123,28 @@ def test_status_finds_a_run_by_the_start_of_its_id_and_lists_an_ambiguous_one(tm
     assert unknown.output == (
         "Error: no run matches 'backfill-29511360'; `log-analyzer status` lists recent runs\n"
     )
+
+
+@pytest.mark.parametrize(("raw", "kept"), [("false", False), ("true", True)])
+def test_the_database_keeps_the_demo_cards_ibans_and_e_mails_only_with_store_raw_samples(
+    tmp_path: Path, raw: str, kept: bool
+) -> None:
+    day = date(2026, 2, 9)
+    log_file = tmp_path / "logs.ndjson"
+    demo.generate(log_file, day, days=1, seed=7, scale=0.2)
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'state.db'}",
+        "LOG_FILE": str(log_file),
+        "REGISTRY_DIR": str(tmp_path / "registry"),
+        "EXPORT_DIR": str(tmp_path / "exports"),
+        "BASELINE_DAYS": "0",
+        "STORE_RAW_SAMPLES": raw,
+    }
+    args = ["--days", "1", "--output", str(tmp_path / "reports"), "--now", "2026-02-10T09:15:00"]
+    result = CliRunner().invoke(backfill_command, args, env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        stored = repr(db.execute("SELECT samples, fingerprints FROM incidents").fetchall())
+        stored += repr(db.execute("SELECT sample, templates FROM problems").fetchall())
+    personal = [value for value in (*demo._CARDS, *demo._IBANS, "@example.com") if value in stored]
+    assert bool(personal) == kept, personal

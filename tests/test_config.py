@@ -25,6 +25,13 @@ def test_defaults_are_the_embedded_ones():
     assert settings.store_url() == DEFAULT_SQLITE
     assert settings.es_endpoint() is None
     assert str(settings.log_file) == "demo/logs.ndjson"
+    assert (settings.store_raw_samples, settings.retention_days) == (False, 400)
+
+
+@pytest.mark.parametrize("days", ["0", "9"])
+def test_retention_may_keep_everything_or_just_the_history_detection_reads(monkeypatch, days):
+    monkeypatch.setenv("RETENTION_DAYS", days)
+    assert load_settings().retention_days == int(days)
 
 
 def test_postgres_from_db_settings_and_password_masked_everywhere(monkeypatch):
@@ -54,6 +61,9 @@ def test_postgres_from_db_settings_and_password_masked_everywhere(monkeypatch):
         ({"ES_CA_CERTS": "/nonexistent/ca.pem"}, "ES_CA_CERTS"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
         ({"REGISTRY_PEAK_DAYS": "0"}, "REGISTRY_PEAK_DAYS"),
+        ({"RETENTION_DAYS": "-1"}, "RETENTION_DAYS"),
+        ({"RETENTION_DAYS": "8"}, "RETENTION_DAYS"),  # BASELINE_DAYS (7) + 1: detection reads that far
+        ({"RETENTION_DAYS": "30", "BASELINE_DAYS": "30"}, "RETENTION_DAYS"),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_it(monkeypatch, env, named):

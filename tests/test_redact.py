@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core import redact as redact_module
 from core.redact import Redactor, iban_valid, luhn_valid, redact
 
 # Every line plants one fake secret (the second element) that must not survive redaction.
@@ -147,3 +148,15 @@ def test_redaction_is_fast_on_samples() -> None:
         redact(line)
     per_line_ms = (time.perf_counter() - started) / len(lines) * 1000
     assert per_line_ms < 1.0
+
+
+@pytest.mark.parametrize("word", redact_module._SECRET_KEY_WORDS.split("|"))
+def test_every_secret_key_word_holds_a_hint_so_the_quick_check_never_skips_a_pair(word: str) -> None:
+    spelled = word.replace("[_-]?", "_").replace("s?", "s")
+    assert any(hint in spelled for hint in redact_module._SECRET_KEY_HINTS), word
+    assert redact(f"{spelled.upper()}=fake-value-1") == f"{spelled.upper()}=[SECRET]"
+
+
+@pytest.mark.parametrize("key", ["PassWord", "pa\u017f\u017fword", "api_\u212aey"])  # long s, Kelvin sign
+def test_the_quick_check_folds_case_as_the_pair_rule_does(key: str) -> None:
+    assert redact(f"{key}=fake-value-1") == f"{key}=[SECRET]"

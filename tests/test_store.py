@@ -13,7 +13,18 @@ from alembic import command
 from alembic.script import ScriptDirectory
 
 from core.model import WINDOW, Incident, Peak
-from core.store import SCHEMA_REVISION, LockHeld, Store, StoreUnavailable, alembic_config, runs_table
+from core.redact import Redactor
+from core.store import (
+    SCHEMA_REVISION,
+    LockHeld,
+    Store,
+    StoreUnavailable,
+    alembic_config,
+    outbox_table,
+    problem_days_table,
+    run_steps_table,
+    runs_table,
+)
 
 DAY0 = datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -264,6 +275,51 @@ def test_a_failing_write_leaves_the_previous_state(store: Store) -> None:
     assert store.snapshot() == before
 
 
+# --- personal data at rest --------------------------------------------------------------------
+
+# Obviously fake: a test card number, a reserved e-mail domain, a made-up password and customer id.
+PERSONAL = "charge of card 4111 1111 1111 1111 for user@example.com failed, db password=hunter2"
+PERSONAL_VALUES = ("4111 1111 1111 1111", "user@example.com", "hunter2", "CUST-0042")
+
+
+def _stored_text(store: Store) -> str:
+    """Everything log-derived the store holds, as the database has it (not as the reads give it back)."""
+    with store.engine.connect() as conn:
+        return repr(
+            [
+                list(conn.execute(sa.text(query)))
+                for query in (
+                    "SELECT samples, fingerprints FROM incidents",
+                    "SELECT sample, templates FROM problem_days",
+                    "SELECT sample, templates FROM problems",
+                )
+            ]
+        )
+
+
+def test_samples_and_templates_are_stored_redacted_keys_and_counts_as_they_are(store: Store) -> None:
+    written = incident(sample=PERSONAL, template="customer CUST-0042 not found", count=7)
+    configured = Store(store.engine, redact=Redactor([r"CUST-\d+"]).redact)  # REDACT_PATTERNS apply too
+    configured.replace_range(DAY0, DAY0 + WINDOW, [written], [], None, "backfill")
+
+    stored = _stored_text(store)
+    assert not [value for value in PERSONAL_VALUES if value in stored]
+    assert "[CARD]" in stored and "[EMAIL]" in stored and "[SECRET]" in stored and "[REDACTED]" in stored
+    (read,) = store.incidents_between(DAY0, DAY0 + WINDOW)
+    assert read.samples == ["charge of card [CARD] for [EMAIL] failed, db password=[SECRET]"]
+    assert read.fingerprints == {"a1b2c3d4e5f60718": "customer [REDACTED] not found"}
+    assert (read.problem_id, read.count, read.trace_ids) == (written.problem_id, 7, written.trace_ids)
+    assert store.problems()[0].sample == read.samples[0]
+    assert written.samples == [PERSONAL]  # the caller's incident (reported from) is left as it is
+
+
+def test_samples_are_stored_as_logged_only_when_asked(store: Store) -> None:
+    raw = Store(store.engine, redact=None)  # STORE_RAW_SAMPLES=true
+    raw.replace_range(DAY0, DAY0 + WINDOW, [incident(sample=PERSONAL)], [], None, "backfill")
+    stored = _stored_text(store)
+    assert "4111 1111 1111 1111" in stored and "user@example.com" in stored and "hunter2" in stored
+
+
 # --- reads for detection ---------------------------------------------------------------------
 
 
@@ -336,6 +392,96 @@ def test_runs_and_steps_are_recorded_and_found_by_id_job_or_pod(store: Store) ->
     assert [r.id for r in store.recent_runs()] == [run_id, older]
     assert [r.id for r in store.recent_runs(phase="regular_phase")] == [older]
     assert len(store.recent_runs(limit=1)) == 1
+
+
+# --- retention ---------------------------------------------------------------------------------
+
+
+def _outbox_item(status: str, created_at: datetime) -> dict[str, object]:
+    return {
+        "channel": "teams",
+        "kind": "alert",
+        "status": status,
+        "created_at": created_at,
+        "attempts": 1,
+        "payload": {},
+        "subject": {},
+    }
+
+
+def test_retention_removes_what_is_older_than_the_cutoff_and_keeps_first_sightings(store: Store) -> None:
+    recurring, gone = "DATABASE:card_servicing:connection_pool", "AUTH:card_opening:access_denied"
+    old, recent = DAY0, DAY0 + timedelta(days=10)
+    cutoff = DAY0 + timedelta(days=5)
+    store.replace_range(
+        old,
+        old + timedelta(days=1),
+        [incident(recurring, 0, sample="old sample"), incident(gone, 1, count=2, sample="only sample")],
+        [peak(window=0)],
+        None,
+        "backfill",
+    )
+    recent_day = [incident(recurring, 3, count=4, sample="recent sample", day=recent)]
+    store.replace_range(recent, recent + timedelta(days=1), recent_day, [], None, "backfill")
+    old_run = store.start_run("backfill", {}, "backfill-old", None)
+    store.record_step(old_run, "fetch", "succeeded", old, old, {}, None)
+    new_run = store.start_run("backfill", {}, "backfill-new", None)
+    store.record_step(new_run, "fetch", "succeeded", recent, recent, {}, None)
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(runs_table).where(runs_table.c.id == old_run).values(started_at=old))
+        conn.execute(
+            sa.insert(outbox_table),
+            [
+                _outbox_item("delivered", old),
+                _outbox_item("pending", old),  # never sent yet: kept, however old
+                _outbox_item("delivered", recent),
+            ],
+        )
+
+    deleted = store.purge_before(cutoff)
+
+    assert deleted == {
+        "incidents": 2,
+        "peaks": 1,
+        "windows": 96,
+        "run_steps": 1,
+        "runs": 1,
+        "outbox": 1,
+        "problem_day_samples": 2,
+    }
+    assert [i.window_start for i in store.incidents_between(old, recent + timedelta(days=1))] == [
+        recent + 3 * WINDOW
+    ]
+    assert store.peaks_between(old, recent + timedelta(days=1)) == []
+    assert store.processed_windows(old, recent + timedelta(days=1)) == {
+        recent + n * WINDOW for n in range(96)
+    }
+    assert store.find_runs(old_run) == [] and store.find_runs(new_run) != []
+    with store.engine.connect() as conn:
+        assert list(conn.execute(sa.select(run_steps_table.c.run_id))) == [(new_run,)]
+        outbox = sorted(conn.execute(sa.select(outbox_table.c.status, outbox_table.c.created_at)))
+        old_samples = conn.scalars(
+            sa.select(problem_days_table.c.sample).where(problem_days_table.c.day < cutoff)
+        )
+        assert list(old_samples) == ["", ""]
+    assert outbox == [("delivered", recent), ("pending", old)]
+
+    # The problem first seen before the cutoff is still known from then: recurring, not new.
+    states = store.problem_states(before=recent + timedelta(days=1))
+    assert states[recurring].first_seen == old + timedelta(minutes=1)
+    assert states[gone].last_seen == old + WINDOW + timedelta(minutes=14)
+    # ... and keeps it when its recent day is written again (the problems row is rebuilt then).
+    store.replace_range(recent, recent + timedelta(days=1), recent_day, [], None, "backfill")
+    problems = {p.problem_id: p for p in store.problems()}
+    assert (problems[recurring].first_seen, problems[recurring].total_count) == (
+        old + timedelta(minutes=1),
+        9,
+    )
+    assert problems[recurring].sample == "recent sample"
+    assert (problems[gone].first_seen, problems[gone].total_count) == (old + WINDOW + timedelta(minutes=1), 2)
+    assert problems[gone].sample == "only sample"  # each problem keeps the one sample of its row
+    assert store.purge_before(cutoff) == dict.fromkeys(deleted, 0)
+    assert store.purge_before(recent + timedelta(days=1))["problem_day_samples"] == 1  # the next day
 
 
 # --- the phase lock ----------------------------------------------------------------------------
