@@ -115,6 +115,7 @@ def _components(settings: Settings, phase: str, *, dry_run: bool) -> Components:
             baseline=timedelta(days=max(1, settings.baseline_days)),
         ),
         baseline_days=settings.baseline_days,
+        retention_days=settings.retention_days,
         ingest_lag=timedelta(minutes=settings.ingest_lag_minutes),
         max_catchup_windows=settings.max_catchup_windows,
         export_dir=settings.export_dir,

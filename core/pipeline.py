@@ -88,6 +88,7 @@ class Components:
     destinations: publish.Destinations = field(default_factory=publish.Destinations)
     analysis_workers: int = 1  # processes analysing one range, each a part of it (1: in this process)
     verdict_config: VerdictConfig = field(default_factory=VerdictConfig)
+    retention_days: int = 0  # incidents, peaks and run records older than this are removed (0: kept)
 
 
 @dataclass
@@ -280,6 +281,7 @@ def backfill(c: Components, days: list[date], output: Path, *, dry_run: bool, no
         starts = [datetime(d.year, d.month, d.day, tzinfo=UTC) for d in days]
         # One failed day never stops the others.
         ranges = _process(c, run, starts, DAY, "day", stop_at_failure=False, logger=logger)
+        _apply_retention(c, run, now)
         results = [r.result for r in ranges if r.result is not None]
         registry_updates = _update_registry(c, run, results, logger, now)
         figures = _figures(ranges, len(days), registry_updates, run.elapsed())
@@ -312,6 +314,7 @@ def regular_phase(c: Components, lookback: timedelta, *, dry_run: bool, now: dat
         windows = pending_windows(c, lookback, now)
         # Later windows wait after a failure: processing them would leave a hole the catch-up skips.
         ranges = _process(c, run, windows, WINDOW, "window", stop_at_failure=True, logger=logger)
+        _apply_retention(c, run, now)
         results = [r.result for r in ranges if r.result is not None]
         registry_updates = _update_registry(c, run, results, logger, now)
         figures = _figures(ranges, len(windows), registry_updates, run.elapsed())
@@ -635,6 +638,14 @@ def _with_registry_status(states: dict[str, ProblemState], registry: Registry) -
         status, resolved_at = statuses.get(pid, (state.status, state.resolved_at))
         merged[pid] = ProblemState(pid, state.first_seen, state.last_seen, status, resolved_at)
     return merged
+
+
+def _apply_retention(c: Components, run: _Run, now: datetime) -> None:
+    """Remove what is older than `RETENTION_DAYS` (never in a dry run); problems keep their first sighting."""
+    if run.dry_run or not c.retention_days:
+        return
+    with run.step("retention") as step:
+        step.counts.update(c.store.purge_before(now - timedelta(days=c.retention_days)))
 
 
 def _update_registry(c: Components, run: _Run, results: list[RangeResult], logger, now: datetime) -> int:

@@ -564,3 +564,19 @@ def test_a_rewritten_window_replaces_its_pending_alerts(tmp_path):
         store.replace_range(
             start + timedelta(hours=1), start + timedelta(hours=2), [], [], None, "regular", [finding]
         )
+
+
+def test_a_run_removes_what_is_older_than_the_retention_and_keeps_the_problems(demo_file, tmp_path):
+    path, _ = demo_file
+    c = dataclasses.replace(components(tmp_path, NdjsonSource(path)), retention_days=30)
+    backfill(c, [DAY], tmp_path / "r1", dry_run=False, now=datetime(2026, 2, 10, 9, 15, tzinfo=UTC))
+    before = c.store.snapshot()
+    assert before["incidents"] and before["problems"]
+    # Forty days later the incident day is past the 30 days kept.
+    later = datetime(2026, 3, 21, 9, 15, tzinfo=UTC)
+    backfill(c, [date(2026, 3, 20)], tmp_path / "r2", dry_run=False, now=later)
+    after = c.store.snapshot()
+    assert after["incidents"] == []
+    assert min(w["window_start"] for w in after["windows"]) == "2026-03-20T00:00:00+00:00"
+    assert [p["problem_id"] for p in after["problems"]] == [p["problem_id"] for p in before["problems"]]
+    assert [r.status for r in c.store.recent_runs(10)] == ["failed", "succeeded"]  # newest first
