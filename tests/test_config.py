@@ -54,6 +54,18 @@ def test_postgres_from_db_settings_and_password_masked_everywhere(monkeypatch):
         ({"ES_CA_CERTS": "/nonexistent/ca.pem"}, "ES_CA_CERTS"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
         ({"REGISTRY_PEAK_DAYS": "0"}, "REGISTRY_PEAK_DAYS"),
+        ({"ES_FIELD_MAP": "{message: msg}"}, "ES_FIELD_MAP: not valid JSON"),
+        ({"ES_FIELD_MAP": '["msg"]'}, "ES_FIELD_MAP"),
+        ({"ES_FIELD_MAP": '{"message": 1}'}, "ES_FIELD_MAP: message:"),
+        ({"REDACT_PATTERNS": "[unclosed"}, "REDACT_PATTERNS: not valid JSON"),
+        ({"REDACT_PATTERNS": '{"card": "[0-9]{16}"}'}, "REDACT_PATTERNS"),
+        ({"DATABASE_URL": "not a url"}, "DATABASE_URL: not a database URL"),
+        ({"DATABASE_URL": "mysql://app:x@db/ailog"}, "DATABASE_URL: unsupported database 'mysql'"),
+        ({"ES_URL": "es.example.com:9200"}, "ES_URL: must start with http:// or https://"),
+        ({"ES_URL": "ftp://es.example.com"}, "ES_URL"),
+        ({"ES_URL": "https://:9200"}, "ES_URL: no host"),
+        ({"ES_HOST": "es.example.com:92OO"}, "ES_HOST"),
+        ({"ES_URLS": "https://es.example.com"}, "ES_URLS: unknown setting (did you mean ES_URL?)"),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_it(monkeypatch, env, named):
@@ -106,3 +118,31 @@ def test_a_ddl_user_with_a_single_database_url_is_an_error_not_ignored(monkeypat
     monkeypatch.setenv("DB_DDL_USER", "ailog_analyzer_ddl_user")
     with pytest.raises(ConfigError, match="DB_DDL_USER"):
         load_settings().ddl_url()
+
+
+@pytest.mark.parametrize("name", ["DATABASE_URL", "ES_URL"])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "postgresql://app:{}@db.example.com:port/ailog",
+        "mysql://app:{}@db.example.com/ailog",
+        "ftp://app:{}@x",
+    ],
+)
+def test_a_bad_url_is_named_without_its_password(monkeypatch, name, template):
+    monkeypatch.setenv(name, template.format(FAKE_PASSWORD))
+    with pytest.raises(ConfigError, match=name) as info:
+        load_settings()
+    assert FAKE_PASSWORD not in str(info.value)
+
+
+def test_every_supported_database_url_is_accepted(monkeypatch):
+    for url in ("sqlite:///var/x.db", "postgresql://a:b@h/d", "postgresql+psycopg://a:b@h:5433/d"):
+        monkeypatch.setenv("DATABASE_URL", url)
+        assert load_settings().store_url() == url
+
+
+def test_a_misspelt_threshold_is_an_error_with_the_closest_name():
+    with pytest.raises(ConfigError) as info:
+        overrides(DetectConfig(), "DETECT", {"DETECT_SPIKE_RATOI": "4"})
+    assert str(info.value) == "DETECT_SPIKE_RATOI: unknown setting (did you mean DETECT_SPIKE_RATIO?)"
