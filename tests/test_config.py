@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from core.classify import Taxonomy
 from core.config import DEFAULT_SQLITE, ConfigError, load_settings, masked_url, overrides
 from core.detect import DetectConfig
 from core.propagate import PropagateConfig
@@ -146,3 +147,66 @@ def test_a_misspelt_threshold_is_an_error_with_the_closest_name():
     with pytest.raises(ConfigError) as info:
         overrides(DetectConfig(), "DETECT", {"DETECT_SPIKE_RATOI": "4"})
     assert str(info.value) == "DETECT_SPIKE_RATOI: unknown setting (did you mean DETECT_SPIKE_RATIO?)"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("DETECT_SPIKE_BASELINE_QUANTILE", "1.5", "less than or equal to 1"),
+        ("DETECT_SPIKE_BASELINE_QUANTILE", "-0.1", "greater than or equal to 0"),
+        ("DETECT_SPIKE_RATIO", "0", "greater than 0"),
+        ("DETECT_BURST_RATIO", "-2", "greater than 0"),
+        ("DETECT_SPIKE_MIN_COUNT", "0", "greater than or equal to 1"),
+        ("DETECT_SPIKE_MIN_BASELINE_WINDOWS", "0", "greater than or equal to 1"),
+        ("DETECT_BURST_MAX_MINUTES", "0", "greater than or equal to 1"),
+        ("DETECT_CROSS_NS_MIN", "1", "greater than or equal to 2"),
+        ("DETECT_CROSS_NS_GAP_MINUTES", "-5", "greater than or equal to 0"),
+        ("DETECT_BURST_MIN_COUNT", "12.5", "valid integer"),
+        ("DETECT_CRITICAL_CATEGORIES", '"DATABASE"', "valid array"),
+        ("PROPAGATE_MIN_CONFIDENCE", "1.2", "less than or equal to 1"),
+        ("PROPAGATE_MIN_SHARED_TRACES", "0", "greater than or equal to 1"),
+        ("PROPAGATE_MAX_GAP_MINUTES", "0", "greater than 0"),
+        ("PROPAGATE_CATEGORY_PRIOR", '{"DATABASE": 2}', "DATABASE: Input should be less than or equal to 1"),
+        ("PROPAGATE_DEPENDENCIES", '{"payments": "core-db"}', "payments: Input should be a valid array"),
+    ],
+)
+def test_a_threshold_outside_its_range_is_one_line_naming_it(name, value, problem):
+    config = DetectConfig() if name.startswith("DETECT_") else PropagateConfig()
+    with pytest.raises(ConfigError) as info:
+        overrides(config, name.split("_", 1)[0], {name: value})
+    message = str(info.value)
+    assert message.startswith(f"{name}: ") and problem in message
+    assert "\n" not in message
+
+
+def test_the_edges_of_each_range_are_accepted():
+    env = {
+        "DETECT_SPIKE_BASELINE_QUANTILE": "1",
+        "DETECT_SPIKE_RECENT_WINDOWS": "0",
+        "DETECT_CRITICAL_MIN_COUNT": "0",
+        "DETECT_CROSS_NS_GAP_MINUTES": "0",
+        "DETECT_CRITICAL_CATEGORIES": "[]",
+    }
+    detect = overrides(DetectConfig(), "DETECT", env)
+    assert (detect.spike_baseline_quantile, detect.spike_recent_windows, detect.critical_min_count) == (
+        1,
+        0,
+        0,
+    )
+    assert detect.critical_categories == frozenset()
+    propagate = overrides(PropagateConfig(), "PROPAGATE", {"PROPAGATE_MIN_CONFIDENCE": "0"})
+    assert propagate.min_confidence == 0
+
+
+def test_a_category_the_taxonomy_does_not_have_is_found():
+    known = Taxonomy.default().categories
+    assert {"DATABASE", "INFRA", "APPLICATION", "UNCLASSIFIED"} <= known
+    detect = overrides(DetectConfig(), "DETECT", {"DETECT_CRITICAL_CATEGORIES": '["DATABSE", "NETWORK"]'})
+    assert detect.unknown_categories(known) == ["DATABSE"]
+    propagate = overrides(PropagateConfig(), "PROPAGATE", {"PROPAGATE_CATEGORY_PRIOR": '{"NETWRK": 0.5}'})
+    assert propagate.unknown_categories(known) == ["NETWRK"]
+
+
+def test_the_default_categories_stay_valid_under_a_taxonomy_without_them():
+    assert DetectConfig().unknown_categories(set()) == []
+    assert PropagateConfig().unknown_categories(set()) == []
