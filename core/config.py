@@ -136,6 +136,8 @@ class Settings(BaseSettings):
             for name in ("db_name", "db_user", "db_password"):
                 if not getattr(self, name):
                     raise ValueError(f"{name.upper()} is required when DB_HOST is set")
+            if _database_url_problem(self.store_url()):
+                raise ValueError(f"DB_HOST: {self.db_host!r} is not a host name (the port is DB_PORT)")
         if self.teams_enabled and self.teams_webhook_url is None:
             raise ValueError("TEAMS_WEBHOOK_URL is required when TEAMS_ENABLED is true")
         if self.es_ca_certs is not None and not self.es_ca_certs.is_file():

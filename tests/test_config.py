@@ -67,6 +67,10 @@ def test_postgres_from_db_settings_and_password_masked_everywhere(monkeypatch):
         ({"ES_URL": "https://:9200"}, "ES_URL: no host"),
         ({"ES_HOST": "es.example.com:92OO"}, "ES_HOST"),
         ({"ES_URLS": "https://es.example.com"}, "ES_URLS: unknown setting (did you mean ES_URL?)"),
+        (
+            {"DB_HOST": "postgresql://db", "DB_NAME": "ailog", "DB_USER": "app", "DB_PASSWORD": "x"},
+            "DB_HOST: 'postgresql://db' is not a host name",
+        ),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_it(monkeypatch, env, named):
