@@ -354,6 +354,11 @@ class Taxonomy:
 
     rules: tuple[Rule, ...]
 
+    @property
+    def categories(self) -> frozenset[str]:
+        """Every category a problem can be given: the rules' and those `Classifier` falls back to."""
+        return frozenset({r.category for r in self.rules} | {"APPLICATION", "UNCLASSIFIED"})
+
     @classmethod
     def default(cls) -> Taxonomy:
         """The taxonomy shipped in the package (`core/data/taxonomy.yaml`)."""

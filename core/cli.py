@@ -11,8 +11,11 @@ error (nothing was done).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
+import os
 import sys
+from collections.abc import Collection
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -30,7 +33,7 @@ from core.propagate import PropagateConfig
 from core.redact import Redactor
 from core.registry import Registry
 from core.report import ReportWriteError, report_stamp
-from core.store import LockHeld, RunRecord, Store, StoreError, StoreUnavailable
+from core.store import LockHeld, RunRecord, SchemaMissing, Store, StoreError, StoreUnavailable
 from core.verdict import VerdictConfig
 
 EXIT_FAILED = 1
@@ -62,8 +65,9 @@ def _settings() -> Settings:
     return settings
 
 
-def _components(settings: Settings, phase: str, *, dry_run: bool) -> Components:
-    """Build the pipeline's parts; every configuration problem surfaces here, before any work."""
+def _components(settings: Settings, phase: str, *, dry_run: bool, output: Path | None = None) -> Components:
+    """Build the pipeline's parts. Every setting is checked here, before any work: the store is
+    opened last, as opening a SQLite store creates its file."""
     try:
         taxonomy = Taxonomy.load(settings.taxonomy_file) if settings.taxonomy_file else Taxonomy.default()
         flows = FlowMap.load(settings.flows_file) if settings.flows_file else FlowMap()
@@ -73,6 +77,7 @@ def _components(settings: Settings, phase: str, *, dry_run: bool) -> Components:
         detect_config = overrides(DetectConfig(), "DETECT")
     except (TaxonomyError, ConfigError, OSError, ValueError) as exc:
         raise SettingError(str(exc)) from None
+    _require_known_categories(taxonomy.categories, detect_config, propagate_config)
     fields = _layout(settings)
     if settings.es_endpoint() is not None:
         from core.fetch import ElasticsearchSource  # only the production path needs the client
@@ -89,6 +94,10 @@ def _components(settings: Settings, phase: str, *, dry_run: bool) -> Components:
         redactor = Redactor(settings.redact_patterns)
     except ValueError as exc:
         raise SettingError(f"REDACT_PATTERNS: {exc}") from None
+    written = _written_folders(settings, phase, output, dry_run=dry_run)
+    for name, folder in {"REGISTRY_DIR": settings.registry_dir, **written}.items():
+        _require_folder(name, folder, writable=name in written)
+    destinations = _destinations(settings, phase, dry_run=dry_run)
     try:
         store = _open_store(settings, redactor, dry_run=dry_run)
     except StoreUnavailable as exc:
@@ -122,8 +131,50 @@ def _components(settings: Settings, phase: str, *, dry_run: bool) -> Components:
         k8s_job=settings.k8s_job_name,
         k8s_pod=settings.k8s_pod_name,
         pushgateway_url=settings.pushgateway_url,
-        destinations=_destinations(settings, phase, dry_run=dry_run),
+        destinations=destinations,
     )
+
+
+def _require_known_categories(
+    known: Collection[str], detect: DetectConfig, propagate: PropagateConfig
+) -> None:
+    """Stop on a category the taxonomy cannot give a problem: it would never page or weigh."""
+    for name, unknown in (
+        ("DETECT_CRITICAL_CATEGORIES", detect.unknown_categories(known)),
+        ("PROPAGATE_CATEGORY_PRIOR", propagate.unknown_categories(known)),
+    ):
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], known, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"the taxonomy has {', '.join(sorted(known))}"
+            raise SettingError(f"{name}: unknown category {unknown[0]!r} ({hint})")
+
+
+def _written_folders(
+    settings: Settings, phase: str, output: Path | None, *, dry_run: bool
+) -> dict[str, Path]:
+    """The folders the run will write to, by the name of their setting or option. A dry run writes
+    only its output: --output, and for the regular phase EXPORT_DIR (its alerts). Every run reads
+    REGISTRY_DIR."""
+    folders = {"--output": output} if output is not None else {}
+    if not dry_run:
+        folders["REGISTRY_DIR"] = settings.registry_dir
+    if not dry_run or phase == "regular":
+        folders["EXPORT_DIR"] = settings.export_dir
+    return folders
+
+
+def _require_folder(name: str, folder: Path, *, writable: bool) -> None:
+    """Stop before any work unless `folder` is a folder, or can be made one, that the run can use:
+    found at the end of a run, a bad folder lost what the run had stored. Nothing is created here."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = folder if existing == folder else f"{folder} is under {existing}, which"
+        raise SettingError(f"{name}: {what} is not a folder")
+    if writable and not os.access(existing, os.W_OK | os.X_OK):
+        what = folder if existing == folder else f"{folder} cannot be created: {existing}"
+        raise SettingError(f"{name}: {what} is not writable")
 
 
 def _destinations(settings: Settings, phase: str, *, dry_run: bool) -> publish.Destinations:
@@ -176,13 +227,20 @@ def _layout(settings: Settings) -> FieldMap | None:
 
 
 def _open_store(settings: Settings, redactor: Redactor, *, dry_run: bool) -> Store:
-    """The store, redacting what it keeps as the reports are redacted unless STORE_RAW_SAMPLES is set."""
+    """The store, with the schema this version needs (SQLite is migrated on opening), redacting what
+    it keeps as the reports are redacted unless STORE_RAW_SAMPLES is set."""
     url = settings.store_url()
     redact = None if settings.store_raw_samples else redactor.redact
     if dry_run and url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         # A dry run writes nothing outside its output folder: no database file is created.
         return Store.from_url("sqlite://", redact=redact)
-    return Store.from_url(url, redact=redact)
+    store = Store.from_url(url, redact=redact)
+    try:
+        store.require_schema()
+    except SchemaMissing as exc:
+        store.close()
+        raise SettingError(str(exc)) from None
+    return store
 
 
 def _now(value: datetime | None) -> datetime:
@@ -300,7 +358,7 @@ def backfill_command(days, date_from, date_to, output, dry_run, now) -> None:
     selected = _days(days, date_from, date_to, when)
     if selected[-1] >= when.date():
         raise click.UsageError("backfill analyses whole past days; the last day must be before today (UTC)")
-    components = _components(settings, "backfill", dry_run=dry_run)
+    components = _components(settings, "backfill", dry_run=dry_run, output=output)
     click.echo(
         f"✅ Backfill processing started for {len(selected)} days "
         f"({selected[0].isoformat()} … {selected[-1].isoformat()}) from {components.source.describe()} "

@@ -7,16 +7,31 @@ never show in a repr, a log line or a report.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import os
 import typing
+from collections.abc import Collection, Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 DEFAULT_SQLITE = "sqlite:///var/ai-log-analyzer.db"
+DATABASE_DRIVERS = ("sqlite", "postgresql", "postgresql+psycopg")
+"""The stores the analyzer is built and tested for (psycopg 3 is the PostgreSQL driver it ships)."""
+ES_SCHEMES = ("http", "https")
 
 
 class ConfigError(Exception):
@@ -49,7 +64,8 @@ class Settings(BaseSettings):
     es_ca_certs: Path | None = None
     es_index_pattern: str = "logs-*"
     es_field_preset: typing.Literal["auto", "ecs", "fluent-bit"] = "auto"
-    es_field_map: dict[str, str] = Field(default_factory=dict)  # field → path(s), over ES_FIELD_PRESET
+    # field → path(s), over ES_FIELD_PRESET
+    es_field_map: typing.Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     es_page_size: int = Field(2000, ge=100, le=10000)
     es_slices: int = Field(2, ge=1, le=32)
     es_timeout_s: float = Field(60.0, gt=0)
@@ -70,7 +86,7 @@ class Settings(BaseSettings):
     taxonomy_file: Path | None = None
     flows_file: Path | None = None
     dependencies_file: Path | None = None
-    redact_patterns: list[str] = Field(default_factory=list)
+    redact_patterns: typing.Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Personal data at rest (docs/data-model.md)
     store_raw_samples: bool = False  # keep samples and templates in the database as logged, unredacted
@@ -104,12 +120,32 @@ class Settings(BaseSettings):
     )
     log_format: typing.Literal["auto", "json", "console"] = "auto"
 
+    @field_validator("es_field_map", "redact_patterns", mode="before")
+    @classmethod
+    def _json(cls, value: object) -> object:
+        # Parsed here rather than by pydantic-settings, whose error is a multi-line traceback.
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not valid JSON ({exc.msg} at character {exc.pos})") from None
+
+    @field_validator("database_url")
+    @classmethod
+    def _database(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and (problem := _database_url_problem(value.get_secret_value())):
+            raise ValueError(problem)
+        return value
+
     @model_validator(mode="after")
     def _complete(self) -> Settings:
         if self.database_url is None and self.db_host:
             for name in ("db_name", "db_user", "db_password"):
                 if not getattr(self, name):
                     raise ValueError(f"{name.upper()} is required when DB_HOST is set")
+            if _database_url_problem(self.store_url()):
+                raise ValueError(f"DB_HOST: {self.db_host!r} is not a host name (the port is DB_PORT)")
         if self.teams_enabled and self.teams_webhook_url is None:
             raise ValueError("TEAMS_WEBHOOK_URL is required when TEAMS_ENABLED is true")
         if 0 < self.retention_days <= self.baseline_days + 1:
@@ -120,6 +156,9 @@ class Settings(BaseSettings):
             )
         if self.es_ca_certs is not None and not self.es_ca_certs.is_file():
             raise ValueError(f"ES_CA_CERTS: {self.es_ca_certs} is not a readable file")
+        endpoint = self.es_endpoint()
+        if endpoint is not None and (problem := _es_url_problem(endpoint)):
+            raise ValueError(f"{'ES_URL' if self.es_url else 'ES_HOST'}: {problem}")
         return self
 
     def require_confluence_credentials(self) -> None:
@@ -172,6 +211,33 @@ def _pg_url(user, password, host, port, name) -> str:
     return url.render_as_string(hide_password=False)
 
 
+def _database_url_problem(url: str) -> str | None:
+    """What is wrong with a database URL, or None. The words never hold the URL: when it does not
+    parse, its password could not be masked."""
+    try:
+        driver = make_url(url).drivername
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        return "not a database URL (e.g. postgresql+psycopg://user:password@host:5432/name or sqlite:///path)"
+    if driver not in DATABASE_DRIVERS:
+        return f"unsupported database {driver!r} (supported: {', '.join(DATABASE_DRIVERS)})"
+    return None
+
+
+def _es_url_problem(url: str) -> str | None:
+    """What is wrong with an Elasticsearch URL, or None; in words that show no credentials."""
+    example = "e.g. https://es.example.com:9200"
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - reading the port is what validates it
+    except ValueError:
+        return f"not a URL with a valid port ({example})"
+    if parts.scheme not in ES_SCHEMES:
+        return f"must start with http:// or https:// ({example})"
+    if not parts.hostname:
+        return f"no host in the URL ({example})"
+    return None
+
+
 def masked_url(url: str) -> str:
     """A database URL fit for a log line: the password replaced by ***."""
     try:
@@ -182,52 +248,64 @@ def masked_url(url: str) -> str:
 
 def load_settings() -> Settings:
     """Read and validate the settings; raise `ConfigError` with one line naming the bad setting."""
+    known = {name.upper() for name in Settings.model_fields if name.startswith("es_")}
+    _reject_unknown("ES", known)
     try:
         return Settings()
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = err.get("loc") or ()
-        name = str(loc[0]).upper() if loc else ""
-        msg = err.get("msg", "invalid").removeprefix("Value error, ")
-        raise ConfigError(f"{name}: {msg}" if name else msg) from None
+        loc = err["loc"]
+        raise ConfigError(_one_line(str(loc[0]).upper() if loc else "", loc[1:], err["msg"])) from None
+
+
+def _reject_unknown(prefix: str, known: Collection[str], environ: Mapping[str, str] | None = None) -> None:
+    """Raise `ConfigError` for a `<PREFIX>_*` variable that is no setting: a misspelt threshold
+    would otherwise be ignored without a word. The closest known name is the hint."""
+    env = os.environ if environ is None else environ
+    for name in sorted(env):
+        if name.startswith(f"{prefix}_") and name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(sorted(known))}"
+            raise ConfigError(f"{name}: unknown setting ({hint})")
+
+
+def _one_line(name: str, where: typing.Sequence[int | str], msg: str) -> str:
+    """A validation error as `NAME: where: message`; `where` is the place inside a JSON value."""
+    parts = [name] if name else []
+    if where:
+        parts.append(".".join(str(part) for part in where))
+    return ": ".join([*parts, msg.removeprefix("Value error, ")])
 
 
 T = typing.TypeVar("T")
 
 
-def overrides(config: T, prefix: str, environ: typing.Mapping[str, str] | None = None) -> T:
+def overrides(config: T, prefix: str, environ: Mapping[str, str] | None = None) -> T:
     """Override a stage's config dataclass from `<PREFIX>_<FIELD>` variables (e.g. DETECT_SPIKE_RATIO).
 
-    Types follow the dataclass fields (int, float, bool, str, or JSON for dicts/lists); a value
-    that does not parse is a `ConfigError` naming the variable.
+    Each value is validated against its field's annotation, bounds included (numbers as numbers,
+    sets and mappings as JSON); a bad value, or a `<PREFIX>_` name that is no field, is a
+    `ConfigError` naming the variable.
     """
     env = os.environ if environ is None else environ
-    hints = typing.get_type_hints(type(config))
+    hints = typing.get_type_hints(type(config), include_extras=True)
+    names = {f"{prefix}_{f.name}".upper(): f.name for f in dataclasses.fields(config)}  # type: ignore[arg-type]
+    _reject_unknown(prefix, names, env)
     changes: dict[str, object] = {}
-    for f in dataclasses.fields(config):  # type: ignore[arg-type]
-        name = f"{prefix}_{f.name}".upper()
+    for name, field in names.items():
         raw = env.get(name)
-        if raw is None or raw == "":
-            continue
-        changes[f.name] = _parse(name, raw, hints.get(f.name, str))
+        if raw:
+            changes[field] = _parse(name, raw, hints[field])
     return dataclasses.replace(config, **changes) if changes else config  # type: ignore[type-var]
 
 
 def _parse(name: str, raw: str, hint: object) -> object:
-    origin = typing.get_origin(hint) or hint
+    adapter = TypeAdapter(hint)
+    base = typing.get_args(hint)[0] if typing.get_origin(hint) is typing.Annotated else hint
     try:
-        if origin is bool:
-            low = raw.strip().lower()
-            if low not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
-                raise ValueError(raw)
-            return low in {"1", "true", "yes", "on"}
-        if origin is int:
-            return int(raw)
-        if origin is float:
-            return float(raw)
-        if origin in (dict, list, tuple, frozenset, set):
-            value = json.loads(raw)
-            return origin(value) if origin is not dict else value
-        return raw
-    except (ValueError, json.JSONDecodeError):
-        raise ConfigError(f"{name}: cannot parse {raw!r} as {getattr(origin, '__name__', origin)}") from None
+        if typing.get_origin(base) in (dict, list, tuple, frozenset, set):
+            return adapter.validate_json(raw)
+        return adapter.validate_strings(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ConfigError(_one_line(name, err["loc"], err["msg"])) from None

@@ -10,12 +10,14 @@ from __future__ import annotations
 import statistics
 from bisect import insort
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
 
 from core.model import (
     WINDOW,
@@ -35,50 +37,60 @@ SEVERITIES = ("low", "medium", "high", "critical")
 FINDING_KINDS = ("new", "regression", "cross_namespace", "spike", "burst")
 MAD_TO_SIGMA = 1.4826
 """Scales the median absolute deviation to a standard deviation for normally distributed counts."""
+DEFAULT_CRITICAL_CATEGORIES = frozenset({"DATABASE", "INFRA"})
 
 
 @dataclass(frozen=True, slots=True)
 class DetectConfig:
-    """Every detection threshold; DETECT_<FIELD> environment variables override them (docs/detection.md)."""
+    """Every detection threshold; DETECT_<FIELD> environment variables override them (docs/detection.md).
 
-    spike_ratio: float = 3.0
+    Each annotation carries the field's meaningful range, which the overrides are checked against.
+    """
+
+    spike_ratio: Annotated[float, Field(gt=0)] = 3.0
     """A spike window has at least this many times the baseline count (DETECT_SPIKE_RATIO)."""
-    spike_min_count: int = 20
+    spike_min_count: Annotated[int, Field(ge=1)] = 20
     """…and at least this many events, so a quiet problem does not spike on a handful
     (DETECT_SPIKE_MIN_COUNT)."""
-    spike_z: float = 3.0
+    spike_z: Annotated[float, Field(gt=0)] = 3.0
     """…and, when the baseline varies (MAD > 0), a robust z-score at least this high (DETECT_SPIKE_Z)."""
-    spike_baseline_quantile: float = 0.95
+    spike_baseline_quantile: Annotated[float, Field(ge=0, le=1)] = 0.95
     """The baseline is this quantile of the baseline windows (DETECT_SPIKE_BASELINE_QUANTILE)."""
-    spike_min_baseline_windows: int = 4
+    spike_min_baseline_windows: Annotated[int, Field(ge=1)] = 4
     """Fewer baseline windows than this (one hour) is too little to call anything a spike
     (DETECT_SPIKE_MIN_BASELINE_WINDOWS)."""
-    spike_recent_windows: int = 4
+    spike_recent_windows: Annotated[int, Field(ge=0)] = 4
     """A spike starts only at ≥ spike_ratio × the median of this many windows right before it: a rise,
     not a level already held (DETECT_SPIKE_RECENT_WINDOWS; 0 disables)."""
-    burst_ratio: float = 5.0
+    burst_ratio: Annotated[float, Field(gt=0)] = 5.0
     """A burst's per-minute rate is at least this many times the median rate around it
     (DETECT_BURST_RATIO)."""
-    burst_min_count: int = 50
+    burst_min_count: Annotated[int, Field(ge=1)] = 50
     """…and its minutes hold at least this many events together (DETECT_BURST_MIN_COUNT)."""
-    burst_max_minutes: int = 3
+    burst_max_minutes: Annotated[int, Field(ge=1)] = 3
     """The longest run of minutes that is judged as one surge (DETECT_BURST_MAX_MINUTES)."""
-    burst_context_minutes: int = 60
+    burst_context_minutes: Annotated[int, Field(ge=1)] = 60
     """The surrounding period, centred on the surge, whose median rate is the burst baseline
     (DETECT_BURST_CONTEXT_MINUTES); clipped to the analysed range."""
-    cross_ns_min: int = 2
+    cross_ns_min: Annotated[int, Field(ge=2)] = 2
     """A problem class seen in at least this many namespaces at once is a cross-namespace issue
     (DETECT_CROSS_NS_MIN)."""
-    cross_ns_gap_minutes: int = 5
+    cross_ns_gap_minutes: Annotated[int, Field(ge=0)] = 5
     """Occurrences in different namespaces this close in time count as "at once"
     (DETECT_CROSS_NS_GAP_MINUTES)."""
-    critical_ratio: float = 10.0
+    critical_ratio: Annotated[float, Field(gt=0)] = 10.0
     """A spike or burst at least this many times its baseline … (DETECT_CRITICAL_RATIO)"""
-    critical_min_count: int = 200
-    """… with at least this many events is critical and pages people (DETECT_CRITICAL_MIN_COUNT)."""
-    critical_categories: frozenset[str] = field(default=frozenset({"DATABASE", "INFRA"}))
+    critical_min_count: Annotated[int, Field(ge=0)] = 200
+    """… with at least this many events is critical and pages people (DETECT_CRITICAL_MIN_COUNT;
+    0: the ratio alone)."""
+    critical_categories: frozenset[str] = DEFAULT_CRITICAL_CATEGORIES
     """Categories whose cross-namespace spread pages people: shared infrastructure is failing
     (DETECT_CRITICAL_CATEGORIES, a JSON list)."""
+
+    def unknown_categories(self, known: Collection[str]) -> list[str]:
+        """The critical categories that are neither `known` (the taxonomy's) nor a default: a
+        misspelt category would never page anyone. The defaults stay valid under any taxonomy."""
+        return sorted(self.critical_categories - DEFAULT_CRITICAL_CATEGORIES - set(known))
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ dependencies). Evidence and the confidence formula are documented in docs/detect
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from itertools import combinations
@@ -31,6 +31,7 @@ DEFAULT_CATEGORY_PRIOR: dict[str, float] = {
     "TIMEOUT": 0.2,
 }
 """How likely a problem of each category is a root rather than a symptom (0..1)."""
+Prior = Annotated[float, Field(ge=0.0, le=1.0)]
 
 UNKNOWN_CATEGORY_PRIOR = 0.4
 
@@ -51,19 +52,24 @@ MAX_EVIDENCE = 12
 class PropagateConfig:
     """Known dependencies and thresholds; PROPAGATE_* variables override them (docs/detection.md)."""
 
-    # Plain dict annotations: the environment overrides parse a field by its annotated type.
+    # The environment overrides parse and check a field by its annotation, bounds included.
     dependencies: dict[str, list[str]] = field(default_factory=dict)
     """Dependent → what it depends on, over namespaces, apps or workload names, e.g.
     {"payments": ["core-db", "card-servicing"]} (PROPAGATE_DEPENDENCIES)."""
-    max_gap_minutes: float = 5.0
+    max_gap_minutes: Annotated[float, Field(gt=0)] = 5.0
     """A root precedes a dependent by at most this much to count as ordering evidence
     (PROPAGATE_MAX_GAP_MINUTES)."""
-    min_confidence: float = 0.4
+    min_confidence: Annotated[float, Field(ge=0, le=1)] = 0.4
     """Chains whose root confidence is lower are dropped (PROPAGATE_MIN_CONFIDENCE)."""
-    min_shared_traces: int = 1
+    min_shared_traces: Annotated[int, Field(ge=1)] = 1
     """Trace ids two incidents must share to be linked by traces (PROPAGATE_MIN_SHARED_TRACES)."""
-    category_prior: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_CATEGORY_PRIOR))
+    category_prior: dict[str, Prior] = field(default_factory=lambda: dict(DEFAULT_CATEGORY_PRIOR))
     """Category → prior likelihood of being a root (0..1); unknown categories get 0.4."""
+
+    def unknown_categories(self, known: Collection[str]) -> list[str]:
+        """The categories given a prior that are neither `known` (the taxonomy's) nor a default one:
+        a misspelt category's prior would never be used."""
+        return sorted(set(self.category_prior) - set(DEFAULT_CATEGORY_PRIOR) - set(known))
 
     @classmethod
     def load(cls, path: str | Path, base: PropagateConfig | None = None) -> PropagateConfig:
@@ -100,7 +106,7 @@ class _DependenciesFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dependencies: dict[str, list[str]] = {}
-    category_prior: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] | None = None
+    category_prior: dict[str, Prior] | None = None
 
     @field_validator("dependencies", mode="before")
     @classmethod

@@ -68,6 +68,10 @@ class StoreUnavailable(StoreError):
     """The database cannot be reached or used; the message names the host, never the password."""
 
 
+class SchemaMissing(StoreError):
+    """The database has no schema, or not the one this version needs: `log-analyzer migrate` makes it."""
+
+
 class LockHeld(StoreError):
     """Another run of the same phase holds the phase lock."""
 
@@ -364,6 +368,17 @@ class Store:
         except sa.exc.DBAPIError as exc:
             # Typically a user without DDL rights (the application user): one line, not a traceback.
             raise StoreError(self._describe(exc, "migration failed")) from exc
+
+    def require_schema(self) -> None:
+        """Raise `SchemaMissing` unless the schema is at `SCHEMA_REVISION`: a run on a PostgreSQL
+        database that was never migrated would otherwise do its work and fail at the first write."""
+        revision = self._revision()
+        if revision != SCHEMA_REVISION:
+            found = "no schema" if revision is None else f"schema revision {revision}"
+            raise SchemaMissing(
+                f"the database {self.url} has {found}, this version needs {SCHEMA_REVISION}: "
+                "run `log-analyzer migrate` (as the DDL user)"
+            )
 
     def _revision(self) -> str | None:
         """The schema's Alembic revision; None before the first migration."""
