@@ -496,12 +496,13 @@ class ElasticsearchSource:
         }
 
     def _unreachable(self, exc: Exception) -> SourceUnavailable:
-        return SourceUnavailable(f"Elasticsearch {_public(self.endpoint)} unreachable ({_es_error(exc)})")
+        return SourceUnavailable(f"{self._named()} unreachable ({_es_error(exc)})")
 
     def _failed_while_reading(self, exc: Exception) -> SourceUnavailable:
-        return SourceUnavailable(
-            f"Elasticsearch {_public(self.endpoint)} failed while reading ({_es_error(exc)})"
-        )
+        return SourceUnavailable(f"{self._named()} failed while reading ({_es_error(exc)})")
+
+    def _named(self) -> str:
+        return f"Elasticsearch {_public(self.endpoint)}" if self.endpoint else "Elasticsearch"
 
     def _slice_pages(
         self, client: Elasticsearch, pit: str, body_slice: dict | None, request: dict
@@ -663,7 +664,12 @@ def _es_error(exc: Exception) -> str:
         return _shortened(text)
     if isinstance(exc, ApiError):
         body = exc.body.get("error") if isinstance(exc.body, dict) else None
-        detail = f"{body.get('type')}: {body.get('reason')}" if isinstance(body, dict) else str(exc.message)
+        # "all shards failed" says less than the first shard's own cause (search_context_missing, …)
+        causes = body.get("root_cause") if isinstance(body, dict) else None
+        cause = causes[0] if isinstance(causes, list) and causes and isinstance(causes[0], dict) else body
+        detail = (
+            f"{cause.get('type')}: {cause.get('reason')}" if isinstance(cause, dict) else str(exc.message)
+        )
         words = {401: "authentication failed", 403: "access denied"}.get(exc.meta.status)
         status = f"{words}, {exc.meta.status}" if words else str(exc.meta.status)
         return f"{status} {_shortened(detail)}"

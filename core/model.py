@@ -169,11 +169,12 @@ class Verdict:
         that are not ok, each once, named by the ranges it holds for when there are several."""
         verdicts = list(verdicts)
         status = max((v.status for v in verdicts), key=VERDICTS.index, default="ok")
+        several = sum(1 for v in verdicts if v.label) > 1
         where: dict[str, list[str]] = {}
         for v in verdicts:
             for reason in v.reasons if v.status != "ok" else ():
                 labels = where.setdefault(reason, [])
-                if v.label and v.label != label and len(verdicts) > 1:
+                if several and v.label and v.label != label:
                     labels.append(v.label)
         reasons = tuple(
             f"{', '.join(labels)}: {reason}" if labels else reason for reason, labels in where.items()

@@ -8,6 +8,7 @@ source could not be read at all fails before this, with the source's error as th
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -27,27 +28,47 @@ class VerdictConfig:
     baseline: timedelta = timedelta(days=7)  # where to look for logs when a range has none
 
 
+EXPECTED_BEFORE_SILENCE = 20
+"""Documents per range of its size that the baseline must have had on average before an empty range
+counts as logs that stopped arriving. Counts are roughly Poisson: with 20 expected, an empty range by
+chance has odds of e^-20 (about 2 in a billion); with 3 expected (a small cluster's quiet night, a
+sparse test source) it has 1 in 20, which is no sign of anything."""
+
+
 def volume_verdict(
     source: Source, start: datetime, end: datetime, label: str, config: VerdictConfig
 ) -> Verdict:
-    """`failed` when the range holds fewer documents of any level than expected. Zero error-level
-    documents where other documents exist is a quiet range, not a failure. Raises `SourceUnavailable`."""
+    """`failed` when the range holds fewer documents of any level than expected: none at all in the
+    source's baseline either ("no logs"), or fewer than `min_documents` where the baseline makes many
+    certain ("logs stopped arriving"). Zero error-level documents where other documents exist is a quiet
+    range, not a failure. Raises `SourceUnavailable`."""
     if config.min_documents <= 0:
         return Verdict("ok", (), label)
     found = source.volume(start, end, enough=config.min_documents)
     if found >= config.min_documents:
         return Verdict("ok", (), label)
     days = max(1, round(config.baseline / timedelta(days=1)))
-    had_logs = source.volume(start - config.baseline, start, enough=1) > 0
+    expected = max(EXPECTED_BEFORE_SILENCE, config.min_documents)
+    certain = math.ceil(expected * (config.baseline / (end - start)))
+    before = source.volume(start - config.baseline, start, enough=certain)
     documents = "no documents" if found == 0 else f"only {found} document{'s' if found != 1 else ''}"
-    if had_logs:
+    if before == 0:
+        reason = f"no logs: {documents} of any level in {source.describe()}, nor in the {days} days before"
+    elif before >= certain:
         reason = (
-            f"logs stopped arriving: {documents} of any level in {source.describe()} "
-            f"(at least {config.min_documents} expected; the {days} days before had logs)"
+            f"logs stopped arriving: {documents} of any level in {source.describe()}, where the "
+            f"{days} days before had {expected} or more per {_size(end - start)} on average"
         )
     else:
-        reason = f"no logs: {documents} of any level in {source.describe()}, nor in the {days} days before"
+        return Verdict("ok", (), label)  # a sparse source: an empty range is no sign
     return Verdict("failed", (reason,), label)
+
+
+def _size(span: timedelta) -> str:
+    if span == timedelta(days=1):
+        return "day"
+    minutes = round(span.total_seconds() / 60)
+    return f"{minutes} minutes" if minutes < 120 else f"{minutes / 60:g} hours"
 
 
 def read_verdict(stats: InputStats, label: str, config: VerdictConfig) -> Verdict:

@@ -379,6 +379,7 @@ def verdict(status: str, reason: str = UNREACHABLE) -> dict[str, Any]:
     word = {"failed": "FAILED", "degraded": "DEGRADED"}[status]
     return {
         "status": status,
+        "label": "2026-02-09",
         "headline": f"Analysis {word} for 2026-02-09: {reason}",
         "reasons": [reason],
         "ranges": [{"label": "2026-02-09", "status": status, "reasons": [reason]}],
@@ -393,7 +394,9 @@ def stored_report_file(
     report = scenario_report(generated_at=datetime(2026, 2, 10, hour, tzinfo=UTC))
     path = write_reports(report, folder)["json"]
     document = json.loads(path.read_text(encoding="utf-8"))
-    if carried is not None:
+    if carried is None:
+        del document["verdict"]
+    else:
         document["verdict"] = carried
     document["run"]["days_failed"] = days_failed
     path.write_text(json.dumps(document), encoding="utf-8")
