@@ -114,6 +114,9 @@ capabilities:
 {{/* Pod-level settings shared by every job; the caller indents. */}}
 {{- define "ai-log-analyzer.podCommon" -}}
 automountServiceAccountToken: false
+# No <SERVICE>_HOST/_PORT variables: a Service named "es" would set ES_PORT=tcp://… and ES_SERVICE_HOST,
+# which the analyzer reads as its own (misspelt) settings and stops on.
+enableServiceLinks: false
 securityContext:
   {{- include "ai-log-analyzer.podSecurityContext" . | nindent 2 }}
 {{- with .Values.imagePullSecrets }}
