@@ -22,13 +22,24 @@ from pathlib import Path
 import click
 
 from core import log, publish
+from core.analysis import Analyser
 from core.classify import Classifier, FlowMap, Taxonomy, TaxonomyError
 from core.config import ConfigError, Settings, load_settings, masked_url, overrides
 from core.detect import DetectConfig
 from core.fetch import NdjsonSource, SourceUnavailable
 from core.fingerprint import Fingerprinter, fingerprint_lines
 from core.normalize import FieldMap
-from core.pipeline import Components, RunOutcome, backfill, record_unreachable_store, regular_phase
+from core.pipeline import (
+    Components,
+    Publisher,
+    RunIdentity,
+    RunOutcome,
+    Schedule,
+    Thresholds,
+    backfill,
+    record_unreachable_store,
+    regular_phase,
+)
 from core.propagate import PropagateConfig
 from core.redact import Redactor
 from core.registry import Registry
@@ -105,33 +116,35 @@ def _components(settings: Settings, phase: str, *, dry_run: bool, output: Path |
             record_unreachable_store(phase, settings.pushgateway_url)
         raise click.ClickException(str(exc)) from None
     return Components(
-        source=source,
+        analyser=Analyser(
+            source,
+            Fingerprinter(),
+            Classifier(taxonomy, flows),
+            fields=fields,
+            max_message_bytes=settings.max_message_bytes,
+            workers=settings.analysis_workers,
+        ),
         store=store,
         registry=Registry(
             settings.registry_dir, redact=redactor.redact, peak_days=settings.registry_peak_days
         ),
-        fingerprinter=Fingerprinter(),
-        classifier=Classifier(taxonomy, flows),
-        detect_config=detect_config,
-        propagate_config=propagate_config,
-        redactor=redactor,
-        fields=fields,
-        max_message_bytes=settings.max_message_bytes,
-        analysis_workers=settings.analysis_workers,
-        verdict_config=VerdictConfig(
-            min_documents=settings.source_min_documents,
-            max_unreadable_share=settings.source_max_unreadable_share,
-            baseline=timedelta(days=max(1, settings.baseline_days)),
+        publisher=Publisher(destinations, redactor, settings.export_dir),
+        thresholds=Thresholds(
+            detect=detect_config,
+            propagate=propagate_config,
+            verdict=VerdictConfig(
+                min_documents=settings.source_min_documents,
+                max_unreadable_share=settings.source_max_unreadable_share,
+                baseline=timedelta(days=max(1, settings.baseline_days)),
+            ),
         ),
-        baseline_days=settings.baseline_days,
-        retention_days=settings.retention_days,
-        ingest_lag=timedelta(minutes=settings.ingest_lag_minutes),
-        max_catchup_windows=settings.max_catchup_windows,
-        export_dir=settings.export_dir,
-        k8s_job=settings.k8s_job_name,
-        k8s_pod=settings.k8s_pod_name,
-        pushgateway_url=settings.pushgateway_url,
-        destinations=destinations,
+        schedule=Schedule(
+            baseline_days=settings.baseline_days,
+            ingest_lag=timedelta(minutes=settings.ingest_lag_minutes),
+            max_catchup_windows=settings.max_catchup_windows,
+            retention_days=settings.retention_days,
+        ),
+        identity=RunIdentity(settings.k8s_job_name, settings.k8s_pod_name, settings.pushgateway_url),
     )
 
 
@@ -359,9 +372,10 @@ def backfill_command(days, date_from, date_to, output, dry_run, now) -> None:
     if selected[-1] >= when.date():
         raise click.UsageError("backfill analyses whole past days; the last day must be before today (UTC)")
     components = _components(settings, "backfill", dry_run=dry_run, output=output)
+    source = components.analyser.source.describe()
     click.echo(
         f"✅ Backfill processing started for {len(selected)} days "
-        f"({selected[0].isoformat()} … {selected[-1].isoformat()}) from {components.source.describe()} "
+        f"({selected[0].isoformat()} … {selected[-1].isoformat()}) from {source} "
         f"into {masked_url(settings.store_url()) if not dry_run else 'nothing (dry run)'}"
     )
     _run_phase(backfill, components, selected, output, dry_run=dry_run, now=when)

@@ -11,25 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import multiprocessing
 import socket
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from itertools import islice
 from pathlib import Path
 
 from core import log, publish
-from core.aggregate import Aggregator
-from core.classify import Classifier
+from core.analysis import Analyser
 from core.detect import DetectConfig, critical, detect
-from core.fetch import PartFetch, Source, SourceUnavailable
-from core.fingerprint import Fingerprinter
+from core.fetch import SourceUnavailable
 from core.metrics import RunMetrics, push_run_metrics
 from core.model import (
     WINDOW,
@@ -45,7 +39,6 @@ from core.model import (
     isoformat,
     window_start,
 )
-from core.normalize import FieldMap, normalize
 from core.propagate import PropagateConfig, propagate
 from core.redact import Redactor
 from core.registry import Registry, RegistryError
@@ -64,31 +57,104 @@ from core.verdict import VerdictConfig, read_verdict, volume_verdict
 DAY = timedelta(days=1)
 
 
-@dataclass
-class Components:
-    """Everything a run needs, built once from the settings (see `core.cli`)."""
+@dataclass(frozen=True)
+class Thresholds:
+    """What a range's findings and verdict are judged by (docs/detection.md, docs/reliability.md)."""
 
-    source: Source
-    store: Store
-    registry: Registry
-    fingerprinter: Fingerprinter
-    classifier: Classifier
-    detect_config: DetectConfig
-    propagate_config: PropagateConfig
-    redactor: Redactor
-    fields: FieldMap | None = None
-    max_message_bytes: int = 65536
+    detect: DetectConfig = field(default_factory=DetectConfig)
+    propagate: PropagateConfig = field(default_factory=PropagateConfig)
+    verdict: VerdictConfig = field(default_factory=VerdictConfig)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How the phases choose the ranges they analyse and how long the store keeps them."""
+
     baseline_days: int = 7
     ingest_lag: timedelta = timedelta(minutes=5)
     max_catchup_windows: int = 2976
-    export_dir: Path = Path("reports")
+    retention_days: int = 0  # incidents, peaks and run records older than this are removed (0: kept)
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """Where a run comes from, recorded with it, and where its metrics go."""
+
     k8s_job: str | None = None
     k8s_pod: str | None = None
     pushgateway_url: str | None = None
-    destinations: publish.Destinations = field(default_factory=publish.Destinations)
-    analysis_workers: int = 1  # processes analysing one range, each a part of it (1: in this process)
-    verdict_config: VerdictConfig = field(default_factory=VerdictConfig)
-    retention_days: int = 0  # incidents, peaks and run records older than this are removed (0: kept)
+
+
+@dataclass(frozen=True)
+class Publisher:
+    """The report's and the alerts' way out: files always, Confluence and Teams when configured, through
+    the outbox of the run's database. A failure here never fails the analysis."""
+
+    destinations: publish.Destinations
+    redactor: Redactor
+    export_dir: Path = Path("reports")  # registry exports and the regular phase's alert files
+
+    def report(
+        self,
+        report: Report,
+        results: list[RangeResult],
+        registry: Registry,
+        output: Path,
+        store: Store,
+        now: datetime,
+    ) -> tuple[list[str], dict[str, str]]:
+        """Publish the report and deliver what earlier runs could not."""
+        logger = log.get().bind(step="publish")
+        try:
+            incidents = [i for r in results for i in r.analysis.incidents]
+            messages = publish.report_messages(report, incidents, registry, self.destinations, self.redactor)
+            files = publish.FileChannel(output, report_stamp(now))
+            published = publish.publish(messages, self.destinations, self._outbox(store), files, now)
+        except Exception as exc:
+            logger.warning("publication failed", error=str(exc))
+            return [f"publication failed: {exc}"], self.destinations.status_when_failed()
+        return published.lines, published.status
+
+    def alert(
+        self, findings: list[Finding], store: Store, now: datetime
+    ) -> tuple[list[str], dict[str, str], bool]:
+        """Alert Teams on the critical findings not alerted recently, and deliver what earlier runs could
+        not; also returns whether the findings were handed over (to the outbox or the file copy)."""
+        logger = log.get().bind(step="alert")
+        try:
+            outbox = self._outbox(store)
+            messages, held_back = publish.alert_messages(
+                findings, self.destinations, outbox, now, self.redactor
+            )
+            files = publish.FileChannel(self.export_dir, report_stamp(now))
+            published = publish.publish(messages, self.destinations, outbox, files, now)
+        except Exception as exc:
+            logger.warning("alert not published", error=str(exc))
+            failed = [f"alert failed: {exc}; kept to be alerted by the next run"]
+            return failed, self.destinations.status_when_failed(), False
+        if held_back:
+            published.lines.append(
+                f"teams: {held_back} finding(s) not alerted again (alerted within the last "
+                f"{self.destinations.alert_repeat.total_seconds() / 60:.0f} min without escalation)"
+            )
+        return published.lines, published.status, published.kept
+
+    def _outbox(self, store: Store) -> publish.Outbox | None:
+        """The outbox in the run's database; none in a dry run, which records nothing."""
+        return None if self.destinations.dry_run else publish.Outbox(store.engine)
+
+
+@dataclass(frozen=True)
+class Components:
+    """A run's role objects, built once from the settings (see `core.cli`)."""
+
+    analyser: Analyser
+    store: Store
+    registry: Registry
+    publisher: Publisher
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    schedule: Schedule = field(default_factory=Schedule)
+    identity: RunIdentity = field(default_factory=RunIdentity)
 
 
 @dataclass
@@ -149,18 +215,15 @@ def analyse(
 
     `unstored`: earlier ranges of this run that were not persisted (a dry run): detect sees them as
     if they had been, so a dry run finds what the real run would."""
-    if c.analysis_workers > 1:
-        counted = _aggregate_in_workers(c, start, end)
-    else:
-        counted = _aggregate(c, start, end, partial(c.source.fetch, start, end))
+    counted = c.analyser.count(start, end, after_fork=partial(c.store.engine.dispose, close=False))
     analysis = counted.aggregator.result(counted.stats)
-    history = c.store.history(start - timedelta(days=c.baseline_days), start)
+    history = c.store.history(start - timedelta(days=c.schedule.baseline_days), start)
     states = c.store.problem_states(before=start)
     for earlier in unstored:
         _as_if_stored(earlier.analysis, history, states)
     states = _with_registry_status(states, c.registry)
-    detection = detect(analysis, history, states, c.detect_config)
-    chains = propagate(analysis, c.propagate_config)
+    detection = detect(analysis, history, states, c.thresholds.detect)
+    chains = propagate(analysis, c.thresholds.propagate)
     # Per-minute counts serve burst detection only; a backfill keeps every day's result until its
     # report, so they are released here rather than held for each day.
     analysis.minute_counts = {}
@@ -192,96 +255,16 @@ def _as_if_stored(earlier: Analysis, history: History, states: dict[str, Problem
         states[pid] = ProblemState(pid, first, last, "known")
 
 
-@dataclass
-class _Counted:
-    """What the hot loop folded from (a part of) a range: small, so a worker can send it back."""
-
-    aggregator: Aggregator
-    stats: InputStats
-    classes: dict[str, ProblemClass]
-
-    def merge(self, later: _Counted) -> None:
-        """Add a later part's counts (in part order, so first-seen choices are the single process's)."""
-        self.aggregator.merge(later.aggregator)
-        self.stats.merge(later.stats)
-        for problem_id, problem in later.classes.items():
-            self.classes.setdefault(problem_id, problem)
-
-
-STAGE_BATCH = 1000
-"""Events taken through each stage together, one stage after the other, rather than each event
-through all stages: every stage's code and data stay hot in the CPU caches for a batch. Same calls
-in the same order per stage, so the same results; 54–57 → 44 µs/event for the hot loop over one
-day of the 1M bench (docs/performance.md). A batch is small next to a page of documents."""
-
-
-def _aggregate(c: Components, start: datetime, end: datetime, fetch: PartFetch) -> _Counted:
-    """The hot loop over the documents `fetch` yields."""
-    counted = _Counted(Aggregator(start, end), InputStats(), {})
-    aggregator, classes = counted.aggregator, counted.classes
-    fingerprint, classify = c.fingerprinter.fingerprint, c.classifier.classify
-    events = normalize(fetch(counted.stats), counted.stats, c.fields, c.max_message_bytes)
-    while batch := list(islice(events, STAGE_BATCH)):
-        fingerprints = [fingerprint(event.message, event.error_type) for event in batch]
-        problems = [classify(event, fp) for event, fp in zip(batch, fingerprints, strict=True)]
-        for event, fp, problem in zip(batch, fingerprints, problems, strict=True):
-            classes.setdefault(problem.id, problem)
-            aggregator.add(event, fp, problem)
-    return counted
-
-
-# What the forked workers analyse: set just before the pool forks them, which copies it.
-_PARTS: tuple[Components, datetime, datetime, list[PartFetch]] | None = None
-
-
-def _aggregate_in_workers(c: Components, start: datetime, end: datetime) -> _Counted:
-    """The hot loop in one forked process per part of the source, their counts merged here in part
-    order. Workers send back only their counts, never events; a worker's error is raised here.
-    Where no process can be forked or the source cannot be split, the range is analysed here."""
-    global _PARTS
-    try:
-        fork = multiprocessing.get_context("fork")
-        with c.source.split(start, end, c.analysis_workers) as parts:
-            _PARTS = (c, start, end, parts)
-            try:
-                with ProcessPoolExecutor(len(parts), mp_context=fork, initializer=_detach_store) as pool:
-                    futures = [pool.submit(_aggregate_part, i) for i in range(len(parts))]
-                    counted = [future.result() for future in futures]
-            except BrokenProcessPool as exc:
-                raise RuntimeError(f"an analysis worker died: {exc}") from None
-            finally:
-                _PARTS = None
-    except (ValueError, NotImplementedError, BlockingIOError) as exc:
-        log.get().warning("analysing in one process", analysis_workers=c.analysis_workers, reason=str(exc))
-        return _aggregate(c, start, end, partial(c.source.fetch, start, end))
-    merged = counted[0]
-    for later in counted[1:]:
-        merged.merge(later)
-    return merged
-
-
-def _detach_store() -> None:
-    """In a worker: the parent's pooled database connections must be neither used nor closed."""
-    assert _PARTS is not None
-    _PARTS[0].store.engine.dispose(close=False)
-
-
-def _aggregate_part(index: int) -> _Counted:
-    assert _PARTS is not None
-    c, start, end, parts = _PARTS
-    return _aggregate(c, start, end, parts[index])
-
-
 def backfill(c: Components, days: list[date], output: Path, *, dry_run: bool, now: datetime) -> RunOutcome:
     """Analyse whole UTC days, each on its own; report and publish the run."""
     logger = log.get().bind(phase="backfill", dry_run=dry_run)
     args = {"days": [d.isoformat() for d in days], "dry_run": dry_run}
-    with _run(c, "backfill", args, dry_run) as run:
+    with _run(c.store, c.identity, "backfill", args, dry_run) as run:
         _learn_baseline(c, run, days[0], logger)
         starts = [datetime(d.year, d.month, d.day, tzinfo=UTC) for d in days]
         # One failed day never stops the others.
         ranges = _process(c, run, starts, DAY, "day", stop_at_failure=False, logger=logger)
-        _apply_retention(c, run, now)
+        _apply_retention(c.store, c.schedule.retention_days, run, now)
         results = [r.result for r in ranges if r.result is not None]
         registry_updates = _update_registry(c, run, results, logger, now)
         figures = _figures(ranges, len(days), registry_updates, run.elapsed())
@@ -290,7 +273,7 @@ def backfill(c: Components, days: list[date], output: Path, *, dry_run: bool, no
         report = _report(c, "backfill", days, results, figures, verdict, [r.verdict for r in ranges], now)
         with run.step("report"):
             report_files = write_reports(report, output)
-        published, publish_status = _publish_backfill(c, report, results, output, now, logger)
+        published, publish_status = c.publisher.report(report, results, c.registry, output, c.store, now)
         outcome = RunOutcome(
             run.run_id,
             "backfill",
@@ -310,11 +293,11 @@ def regular_phase(c: Components, lookback: timedelta, *, dry_run: bool, now: dat
     """Analyse every unprocessed 15-minute window up to now − ingest lag; alert only on critical findings."""
     logger = log.get().bind(phase="regular", dry_run=dry_run)
     args = {"lookback_min": lookback.total_seconds() / 60, "dry_run": dry_run}
-    with _run(c, "regular", args, dry_run) as run:
-        windows = pending_windows(c, lookback, now)
+    with _run(c.store, c.identity, "regular", args, dry_run) as run:
+        windows = pending_windows(c.store, c.schedule, lookback, now)
         # Later windows wait after a failure: processing them would leave a hole the catch-up skips.
         ranges = _process(c, run, windows, WINDOW, "window", stop_at_failure=True, logger=logger)
-        _apply_retention(c, run, now)
+        _apply_retention(c.store, c.schedule.retention_days, run, now)
         results = [r.result for r in ranges if r.result is not None]
         registry_updates = _update_registry(c, run, results, logger, now)
         figures = _figures(ranges, len(windows), registry_updates, run.elapsed())
@@ -323,12 +306,12 @@ def regular_phase(c: Components, lookback: timedelta, *, dry_run: bool, now: dat
         # What the stored windows left pending, this run's and any earlier run's that died before
         # alerting; a dry run stores nothing and alerts what it found.
         if run.dry_run:
-            pending = [(0, f) for r in results for f in critical(r.detection.findings, c.detect_config)]
+            pending = [(0, f) for r in results for f in critical(r.detection.findings, c.thresholds.detect)]
         else:
             pending = c.store.pending_alerts()
         findings = [finding for _, finding in pending]
         # Also without findings: what earlier runs failed to deliver is delivered now.
-        published, publish_status, handed_over = _publish_alert(c, findings, Path(c.export_dir), now, logger)
+        published, publish_status, handed_over = c.publisher.alert(findings, c.store, now)
         if handed_over and not run.dry_run:
             c.store.alerts_handed_over([alert_id for alert_id, _ in pending])
         outcome = RunOutcome(
@@ -367,11 +350,13 @@ def _process(
         unstored = [r.result for r in ranges if r.result is not None] if run.dry_run else ()
         try:
             with run.step(f"{name} {label}") as step:
-                arrived = volume_verdict(c.source, start, end, label, c.verdict_config)
+                arrived = volume_verdict(c.analyser.source, start, end, label, c.thresholds.verdict)
                 result = analyse(c, start, end, unstored)
-                read = read_verdict(result.analysis.stats, label, c.verdict_config)
+                read = read_verdict(result.analysis.stats, label, c.thresholds.verdict)
                 verdict = Verdict.worst([arrived, read], label)
-                saved = run.persist(result, start, end)
+                # The regular phase's critical findings are stored with their window, to be alerted.
+                alerts = critical(result.detection.findings, c.thresholds.detect) if name == "window" else []
+                saved = run.persist(result, start, end, alerts)
                 _release_stored_details(result)
                 step.verdict = verdict
                 step.counts.update(events=result.analysis.stats.fetched, incidents=saved)
@@ -425,18 +410,18 @@ def record_unreachable_store(phase: str, pushgateway_url: str | None) -> None:
     push_run_metrics(run, pushgateway_url)
 
 
-def pending_windows(c: Components, lookback: timedelta, now: datetime) -> list[datetime]:
+def pending_windows(store: Store, schedule: Schedule, lookback: timedelta, now: datetime) -> list[datetime]:
     """Aligned windows not yet processed, oldest first: from the last processed one (or `lookback`
     ago on a first run) up to now − ingest lag. Capped per run; the rest is caught up next run."""
-    end = window_start(now - c.ingest_lag)
-    last = c.store.last_processed_window()
+    end = window_start(now - schedule.ingest_lag)
+    last = store.last_processed_window()
     begin = window_start(end - lookback)
     if last is not None:
         begin = min(begin, last + WINDOW)
-    done = c.store.processed_windows(begin, end)
+    done = store.processed_windows(begin, end)
     windows = []
     cursor = begin
-    while cursor < end and len(windows) < c.max_catchup_windows:
+    while cursor < end and len(windows) < schedule.max_catchup_windows:
         if cursor not in done:
             windows.append(cursor)
         cursor += WINDOW
@@ -457,8 +442,11 @@ class _Step:
 class _Run:
     """Records the run and its steps in the store (nothing in a dry run) and times its database writes."""
 
-    def __init__(self, c: Components, phase: str, run_id: str | None, dry_run: bool) -> None:
-        self.c, self.phase, self.run_id, self.dry_run = c, phase, run_id, dry_run
+    def __init__(
+        self, store: Store, identity: RunIdentity, phase: str, run_id: str | None, dry_run: bool
+    ) -> None:
+        self.store, self.identity = store, identity
+        self.phase, self.run_id, self.dry_run = phase, run_id, dry_run
         self.started_at = datetime.now(UTC)
         self.db_write_seconds = 0.0
         self.db_up: bool | None = None if dry_run else True
@@ -481,20 +469,19 @@ class _Run:
 
     def _record(self, name: str, status: str, started: datetime, counts: dict, error: str | None) -> None:
         if self.run_id is not None:
-            self.c.store.record_step(self.run_id, name, status, started, datetime.now(UTC), counts, error)
+            self.store.record_step(self.run_id, name, status, started, datetime.now(UTC), counts, error)
 
-    def persist(self, result: RangeResult, start: datetime, end: datetime) -> int:
-        """Replace the range in the store in one transaction; returns the incidents saved."""
+    def persist(
+        self, result: RangeResult, start: datetime, end: datetime, alerts: Sequence[Finding] = ()
+    ) -> int:
+        """Replace the range in the store in one transaction, with the critical findings to alert;
+        returns the incidents saved."""
         if self.dry_run:
             return 0
         analysis = result.analysis
         began = time.monotonic()
         try:
-            # The regular phase's critical findings are stored with their window, to be alerted.
-            alerts = (
-                critical(result.detection.findings, self.c.detect_config) if self.phase == "regular" else []
-            )
-            written = self.c.store.replace_range(
+            written = self.store.replace_range(
                 start, end, analysis.incidents, result.detection.peaks, self.run_id, self.phase, alerts
             )
         except StoreUnavailable:
@@ -521,8 +508,8 @@ class _Run:
                 "alerts": outcome.alerts,
                 "verdict": outcome.verdict.status,
             }
-            self.c.store.finish_run(self.run_id, status, counts, "; ".join(outcome.verdict.reasons) or None)
-        _push_metrics(self.c, self, outcome)
+            self.store.finish_run(self.run_id, status, counts, "; ".join(outcome.verdict.reasons) or None)
+        _push_metrics(self, outcome)
 
 
 GC_THRESHOLDS = (50_000, 20, 20)
@@ -544,29 +531,30 @@ def _rare_collections() -> Iterator[None]:
 
 
 @contextmanager
-def _run(c: Components, phase: str, args: dict, dry_run: bool) -> Iterator[_Run]:
+def _run(store: Store, identity: RunIdentity, phase: str, args: dict, dry_run: bool) -> Iterator[_Run]:
     """Hold the phase lock and record the run; a crash marks it failed and pushes failed metrics.
     The phase ends a run that did not crash with `_Run.finish`."""
     with _rare_collections():
         if dry_run:
-            yield _Run(c, phase, None, dry_run)
+            yield _Run(store, identity, phase, None, dry_run)
             return
-        with c.store.phase_lock(phase):
-            run_id = c.store.start_run(phase, args, c.k8s_job, c.k8s_pod or socket.gethostname())
-            log.get().info("run started", phase=phase, run_id=run_id, k8s_job=c.k8s_job, k8s_pod=c.k8s_pod)
-            run = _Run(c, phase, run_id, dry_run)
+        with store.phase_lock(phase):
+            pod = identity.k8s_pod or socket.gethostname()
+            run_id = store.start_run(phase, args, identity.k8s_job, pod)
+            log.get().info("run started", phase=phase, run_id=run_id, k8s_job=identity.k8s_job, k8s_pod=pod)
+            run = _Run(store, identity, phase, run_id, dry_run)
             try:
                 yield run
             except BaseException as exc:
                 reason = f"{type(exc).__name__}: {exc}"
                 with contextlib.suppress(Exception):  # the database may be what failed
-                    c.store.finish_run(run_id, "failed", {}, reason)
+                    store.finish_run(run_id, "failed", {}, reason)
                 crashed = RunOutcome(run_id, phase, RunFigures(), Verdict("failed", (reason,)))
-                _push_metrics(c, run, crashed)
+                _push_metrics(run, crashed)
                 raise
 
 
-def _push_metrics(c: Components, run: _Run, outcome: RunOutcome) -> None:
+def _push_metrics(run: _Run, outcome: RunOutcome) -> None:
     """Tell the Pushgateway how the run went; an unreachable gateway is only a warning."""
     results = outcome.results
     incidents = [i for r in results for i in r.analysis.incidents]
@@ -593,7 +581,7 @@ def _push_metrics(c: Components, run: _Run, outcome: RunOutcome) -> None:
             db_write_seconds=round(run.db_write_seconds, 3),
             db_up=run.db_up,
         ),
-        c.pushgateway_url,
+        run.identity.pushgateway_url,
     )
 
 
@@ -601,9 +589,9 @@ def _learn_baseline(c: Components, run: _Run, first_day: date, logger) -> None:
     """On a first run, analyse the baseline days before the first requested day, so that
     yesterday's problems are compared with a real history instead of all being "new". A first run
     killed half-way learns the days still missing on the next run."""
-    if run.dry_run or c.baseline_days == 0:
+    if run.dry_run or c.schedule.baseline_days == 0:
         return
-    days = [first_day - timedelta(days=n) for n in range(c.baseline_days, 0, -1)]
+    days = [first_day - timedelta(days=n) for n in range(c.schedule.baseline_days, 0, -1)]
     starts = [datetime(d.year, d.month, d.day, tzinfo=UTC) for d in days]
     missing = [s for s in starts if len(c.store.processed_windows(s, s + DAY)) < DAY // WINDOW]
     if not missing or (len(missing) == len(starts) and c.store.last_processed_window() is not None):
@@ -640,12 +628,12 @@ def _with_registry_status(states: dict[str, ProblemState], registry: Registry) -
     return merged
 
 
-def _apply_retention(c: Components, run: _Run, now: datetime) -> None:
+def _apply_retention(store: Store, retention_days: int, run: _Run, now: datetime) -> None:
     """Remove what is older than `RETENTION_DAYS` (never in a dry run); problems keep their first sighting."""
-    if run.dry_run or not c.retention_days:
+    if run.dry_run or not retention_days:
         return
     with run.step("retention") as step:
-        step.counts.update(c.store.purge_before(now - timedelta(days=c.retention_days)))
+        step.counts.update(store.purge_before(now - timedelta(days=retention_days)))
 
 
 def _update_registry(c: Components, run: _Run, results: list[RangeResult], logger, now: datetime) -> int:
@@ -658,11 +646,15 @@ def _update_registry(c: Components, run: _Run, results: list[RangeResult], logge
         return 0
     regressed = {f.problem_id for r in results for f in r.detection.findings if f.kind == "regression"}
     last = c.store.last_processed_window()
-    peaks = [] if last is None else c.store.peaks_between(last - c.baseline_days * DAY - DAY, last + WINDOW)
+    peaks = (
+        []
+        if last is None
+        else c.store.peaks_between(last - c.schedule.baseline_days * DAY - DAY, last + WINDOW)
+    )
     try:
         with run.step("registry") as step:
             update = c.registry.update(c.store.problems(), peaks, regressed, now)
-            c.registry.export_csv(c.export_dir)
+            c.registry.export_csv(c.publisher.export_dir)
             step.counts.update(
                 added=update.problems_added,
                 updated=update.problems_updated,
@@ -715,54 +707,7 @@ def _report(
         classes=classes,
         stats=stats,
         figures=figures,
-        redactor=c.redactor,
+        redactor=c.publisher.redactor,
         verdict=verdict,
         range_verdicts=range_verdicts,
     )
-
-
-def _publish_backfill(
-    c: Components, report: Report, results: list[RangeResult], output: Path, now: datetime, logger
-) -> tuple[list[str], dict[str, str]]:
-    """Publish the report (files always; Confluence and Teams when configured) and deliver what earlier
-    runs could not. A failure here never fails the analysis."""
-    try:
-        incidents = [i for r in results for i in r.analysis.incidents]
-        messages = publish.report_messages(report, incidents, c.registry, c.destinations, c.redactor)
-        files = publish.FileChannel(output, report_stamp(now))
-        published = publish.publish(messages, c.destinations, _outbox(c), files, now)
-    except Exception as exc:
-        logger.warning("publication failed", error=str(exc))
-        return [f"publication failed: {exc}"], c.destinations.status_when_failed()
-    return published.lines, published.status
-
-
-def _publish_alert(
-    c: Components, findings: list[Finding], export_dir: Path, now: datetime, logger
-) -> tuple[list[str], dict[str, str], bool]:
-    """Alert Teams on the critical findings not alerted recently, and deliver what earlier runs could
-    not; also returns whether the findings were handed over (to the outbox or the file copy)."""
-    try:
-        outbox = _outbox(c)
-        messages, held_back = publish.alert_messages(findings, c.destinations, outbox, now, c.redactor)
-        published = publish.publish(
-            messages, c.destinations, outbox, publish.FileChannel(export_dir, report_stamp(now)), now
-        )
-    except Exception as exc:
-        logger.warning("alert not published", error=str(exc))
-        return (
-            [f"alert failed: {exc}; kept to be alerted by the next run"],
-            c.destinations.status_when_failed(),
-            False,
-        )
-    if held_back:
-        published.lines.append(
-            f"teams: {held_back} finding(s) not alerted again (alerted within the last "
-            f"{c.destinations.alert_repeat.total_seconds() / 60:.0f} min without escalation)"
-        )
-    return published.lines, published.status, published.kept
-
-
-def _outbox(c: Components) -> publish.Outbox | None:
-    """The outbox in the run's database; none in a dry run, which records nothing."""
-    return None if c.destinations.dry_run else publish.Outbox(c.store.engine)

@@ -6,7 +6,6 @@ database; bad input is counted, reported and skipped.
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import json
 import shutil
@@ -18,10 +17,11 @@ from click.testing import CliRunner
 from embedded import components
 
 from core import demo
+from core.analysis import STAGE_BATCH
 from core.cli import backfill_command, main, regular_phase_command
 from core.fetch import NdjsonSource
 from core.model import Finding
-from core.pipeline import GC_THRESHOLDS, STAGE_BATCH, analyse, backfill, regular_phase
+from core.pipeline import GC_THRESHOLDS, Schedule, Thresholds, analyse, backfill, regular_phase
 from core.store import Store
 from core.verdict import VerdictConfig
 
@@ -226,13 +226,13 @@ def test_a_dry_run_over_several_days_finds_what_the_real_run_finds(demo_file, tm
     path, _ = demo_file
     seed = tmp_path / "seed"
     now = datetime.fromisoformat(NOW).replace(tzinfo=UTC)
-    with_baseline = dataclasses.replace(components(seed, NdjsonSource(path)), baseline_days=2)
+    with_baseline = components(seed, NdjsonSource(path), schedule=Schedule(baseline_days=2))
     backfill(with_baseline, [DAY - timedelta(days=3)], seed / "reports", dry_run=False, now=now)
     days = [DAY - timedelta(days=n) for n in (2, 1, 0)]
     found = {}
     for dry_run in (False, True):
         shutil.copytree(seed, tmp_path / str(dry_run))
-        c = dataclasses.replace(components(tmp_path / str(dry_run), NdjsonSource(path)), baseline_days=2)
+        c = components(tmp_path / str(dry_run), NdjsonSource(path), schedule=Schedule(baseline_days=2))
         found[dry_run] = verdicts(backfill(c, days, tmp_path / "reports", dry_run=dry_run, now=now))
 
     assert [len(findings) for findings, _ in found[False]] == [len(findings) for findings, _ in found[True]]
@@ -245,7 +245,7 @@ def test_a_dry_run_over_several_windows_finds_what_the_real_run_finds(demo_file,
     now = manifest.incident("db_outage").start + timedelta(minutes=50)
     found = {}
     for dry_run in (False, True):
-        c = dataclasses.replace(components(tmp_path / str(dry_run), NdjsonSource(path)), baseline_days=1)
+        c = components(tmp_path / str(dry_run), NdjsonSource(path), schedule=Schedule(baseline_days=1))
         found[dry_run] = verdicts(regular_phase(c, timedelta(hours=3), dry_run=dry_run, now=now))
 
     assert len(found[True]) == 12 and found[True] == found[False]
@@ -478,8 +478,9 @@ def test_a_problem_people_resolved_is_stamped_with_the_runs_now(demo_file, tmp_p
     empty = tmp_path / "nothing.ndjson"
     empty.write_bytes(b"")
     later = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
-    quiet = dataclasses.replace(  # a source where no logs are a quiet day, not a failure
-        components(tmp_path, NdjsonSource(empty)), verdict_config=VerdictConfig(min_documents=0)
+    # a source where no logs are a quiet day, not a failure
+    quiet = components(
+        tmp_path, NdjsonSource(empty), thresholds=Thresholds(verdict=VerdictConfig(min_documents=0))
     )
     outcome = backfill(quiet, [date(2026, 2, 28)], tmp_path / "r2", dry_run=False, now=later)
     assert outcome.ok, outcome.failed
@@ -568,7 +569,7 @@ def test_a_rewritten_window_replaces_its_pending_alerts(tmp_path):
 
 def test_a_run_removes_what_is_older_than_the_retention_and_keeps_the_problems(demo_file, tmp_path):
     path, _ = demo_file
-    c = dataclasses.replace(components(tmp_path, NdjsonSource(path)), retention_days=30)
+    c = components(tmp_path, NdjsonSource(path), schedule=Schedule(baseline_days=0, retention_days=30))
     backfill(c, [DAY], tmp_path / "r1", dry_run=False, now=datetime(2026, 2, 10, 9, 15, tzinfo=UTC))
     before = c.store.snapshot()
     assert before["incidents"] and before["problems"]
