@@ -2,9 +2,11 @@
 
 fetch → normalize → fingerprint → classify (→ aggregate) → detect → propagate → persist → report → publish
 
-`analyse()` runs the stages up to propagate over one range; `backfill()` and `regular_phase()`
-choose the ranges, persist each one atomically, keep the registry up to date, and report and
-publish. Nothing here knows where logs or state live: the source and the store are injected.
+`analyse()` runs the stages up to propagate over one range (the hot loop is `core.analysis`);
+`backfill()` and `regular_phase()` choose the ranges, give each a verdict (`core.verdict`), persist
+each one atomically, keep the registry up to date, and report and publish. The run's outcome is made
+from what its ranges returned. Nothing here knows where logs or state live: the source and the store
+are injected, in the role objects of `Components`.
 """
 
 from __future__ import annotations
