@@ -603,9 +603,13 @@ def _open_recorded_store(settings: Settings) -> Store:
     if url.startswith("sqlite:///") and not path.exists():
         raise click.ClickException(f"no runs recorded yet: {path} does not exist (run backfill first)")
     try:
-        return Store.from_url(url)
+        store = Store.from_url(url)
+        store.require_schema()
     except StoreUnavailable as exc:
         raise click.ClickException(str(exc)) from None
+    except SchemaMissing as exc:
+        raise SettingError(str(exc)) from None
+    return store
 
 
 def _run_line(run: RunRecord) -> str:

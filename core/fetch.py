@@ -496,7 +496,11 @@ class ElasticsearchSource:
         }
 
     def _unreachable(self, exc: Exception) -> SourceUnavailable:
-        return SourceUnavailable(f"{self._named()} unreachable ({_es_error(exc)})")
+        """A node that could not be reached, or that refused the request (authentication, …)."""
+        from elasticsearch import ApiError
+
+        what = "refused the request" if isinstance(exc, ApiError) else "unreachable"
+        return SourceUnavailable(f"{self._named()} {what} ({_es_error(exc)})")
 
     def _failed_while_reading(self, exc: Exception) -> SourceUnavailable:
         return SourceUnavailable(f"{self._named()} failed while reading ({_es_error(exc)})")

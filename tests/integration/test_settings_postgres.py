@@ -69,3 +69,13 @@ def test_once_migrated_the_phase_passes_the_check(tmp_path: Path, postgres_urls:
         regular_phase_command, ["--dry-run"], env=run_env(tmp_path, postgres_urls.app_url)
     )
     assert "configuration error" not in result.output and result.exit_code != 2, result.output
+
+
+def test_status_on_a_database_never_migrated_says_to_migrate(
+    tmp_path: Path, postgres_urls: PostgresUrls
+) -> None:
+    result = CliRunner().invoke(main, ["status"], env=run_env(tmp_path, postgres_urls.app_url))
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1 and "run `log-analyzer migrate`" in lines[0]
+    assert tables(postgres_urls.app_url) == []
