@@ -119,6 +119,9 @@ def test_elasticsearch_failing_in_the_middle_of_paging_loses_nothing(
         source = {"ES_URL": f"http://127.0.0.1:{proxy.port}", "ES_INDEX_PATTERN": demo_index}
         failed = run_cli(backfill_args(place), place.env(source, **SETTINGS), place.work)
     assert_failed_cleanly(failed.output, failed.exit_code, "Elasticsearch", DAY.isoformat())
+    # The node stopped answering mid-run: the day's report says so on its first line, not "No problems".
+    first_line = sorted(place.reports.glob("problem_report_*.txt"))[-1].read_text().splitlines()[0]
+    assert first_line.startswith(f"Analysis FAILED for {DAY.isoformat()}: Elasticsearch"), first_line
     assert_nothing_half_written(place)
     assert_next_run_completes(place, es_source(es_url, demo_index), reference)
 
