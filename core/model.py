@@ -8,9 +8,10 @@ fetch yields raw documents (dicts) → normalize yields `Event` → fingerprint 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 WINDOW = timedelta(minutes=15)
 """The incident window: every incident belongs to one aligned 15-minute window."""
@@ -236,6 +237,30 @@ class Finding:
     severity: str  # critical | high | medium | low
     detail: str
     namespaces: tuple[str, ...] = ()
+
+
+def finding_to_dict(finding: Finding) -> dict[str, Any]:
+    """A finding as JSON: in the report (docs/report-schema.md) and in the store's pending alerts."""
+    return {
+        "kind": finding.kind,
+        "problem_id": finding.problem_id,
+        "window_start": isoformat(finding.window_start),
+        "severity": finding.severity,
+        "detail": finding.detail,
+        "namespaces": list(finding.namespaces),
+    }
+
+
+def finding_from_dict(document: Mapping[str, Any]) -> Finding:
+    """The inverse of `finding_to_dict`."""
+    return Finding(
+        kind=document["kind"],
+        problem_id=document["problem_id"],
+        window_start=utc(datetime.fromisoformat(document["window_start"].replace("Z", "+00:00"))),
+        severity=document["severity"],
+        detail=document["detail"],
+        namespaces=tuple(document["namespaces"]),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from core.model import (
     ProblemState,
     Verdict,
     Workload,
+    finding_to_dict,
     isoformat,
     utc,
 )
@@ -363,7 +364,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             _problem_to_dict(rank, problem) for rank, problem in enumerate(report.problems, start=1)
         ],
         "peaks": [_peak_to_dict(peak) for peak in report.peaks],
-        "findings": [_finding_to_dict(finding) for finding in report.findings],
+        "findings": [finding_to_dict(finding) for finding in report.findings],
         "chains": [_chain_to_dict(chain) for chain in report.chains],
         "stats": {
             "fetched": report.stats.fetched,
@@ -415,7 +416,7 @@ def _problem_to_dict(rank: int, problem: ProblemSummary) -> dict[str, Any]:
         "workloads": [{"kind": w.kind, "namespace": w.namespace, "name": w.name} for w in problem.workloads],
         "templates": problem.templates,
         "sample": problem.sample,
-        "findings": [_finding_to_dict(finding) for finding in problem.findings],
+        "findings": [finding_to_dict(finding) for finding in problem.findings],
         "remediation": problem.remediation,
         "owner": problem.owner,
         "ticket": problem.ticket,
@@ -435,17 +436,6 @@ def _peak_to_dict(peak: Peak) -> dict[str, Any]:
         "ratio": peak.ratio,
         "problem_id": peak.problem_id,
         "namespace": peak.namespace,
-    }
-
-
-def _finding_to_dict(finding: Finding) -> dict[str, Any]:
-    return {
-        "kind": finding.kind,
-        "problem_id": finding.problem_id,
-        "window_start": isoformat(finding.window_start),
-        "severity": finding.severity,
-        "detail": finding.detail,
-        "namespaces": list(finding.namespaces),
     }
 
 

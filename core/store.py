@@ -35,7 +35,8 @@ from core.model import (
     Peak,
     ProblemRecord,
     ProblemState,
-    isoformat,
+    finding_from_dict,
+    finding_to_dict,
     utc,
     window_start,
 )
@@ -583,7 +584,7 @@ class Store:
         )
         _check_rows(peak_rows, ("kind", "scope", "scope_id", "window_start"), start, end)
         alert_rows = [
-            {"window_start": utc(f.window_start), "run_id": run_id, "finding": _finding_document(f)}
+            {"window_start": utc(f.window_start), "run_id": run_id, "finding": finding_to_dict(f)}
             for f in alerts
         ]
         if any(not start <= row["window_start"] < end for row in alert_rows):
@@ -756,7 +757,7 @@ class Store:
         ids `alerts_handed_over` takes."""
         with self._connect() as conn:
             rows = conn.execute(sa.select(pending_alerts_table).order_by(pending_alerts_table.c.id))
-            return [(row.id, _finding(row.finding)) for row in rows]
+            return [(row.id, finding_from_dict(row.finding)) for row in rows]
 
     def alerts_handed_over(self, ids: Sequence[int]) -> None:
         """Forget pending alerts once the alert channels hold them (the outbox, the file copy)."""
@@ -960,28 +961,6 @@ def _insert(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]
         # The server's CONTEXT quotes the offending row, and log data must never reach an error
         # message or a log line (for statements, `hide_parameters` sees to that).
         raise StoreError(f"bulk write of {table.name} failed: {exc.diag.message_primary}") from None
-
-
-def _finding_document(f: Finding) -> dict[str, Any]:
-    return {
-        "kind": f.kind,
-        "problem_id": f.problem_id,
-        "window_start": isoformat(f.window_start),
-        "severity": f.severity,
-        "detail": f.detail,
-        "namespaces": list(f.namespaces),
-    }
-
-
-def _finding(document: Mapping[str, Any]) -> Finding:
-    return Finding(
-        kind=document["kind"],
-        problem_id=document["problem_id"],
-        window_start=utc(datetime.fromisoformat(document["window_start"].replace("Z", "+00:00"))),
-        severity=document["severity"],
-        detail=document["detail"],
-        namespaces=tuple(document["namespaces"]),
-    )
 
 
 def _as_logged(text: str) -> str:

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from core.model import Chain, ChainMember, Finding, InputStats, Peak, Verdict, Workload, utc
+from core.model import Chain, ChainMember, InputStats, Peak, Verdict, Workload, finding_from_dict, utc
 from core.report import ProblemSummary, Report, RunFigures
 
 
@@ -81,7 +81,7 @@ def report_from_dict(document: dict[str, Any]) -> Report:
         end=_time(document["range"]["end"]),
         problems=[_problem(problem) for problem in document["problems"]],
         peaks=[_peak(peak) for peak in document["peaks"]],
-        findings=[_finding(finding) for finding in document["findings"]],
+        findings=[finding_from_dict(finding) for finding in document["findings"]],
         chains=[_chain(chain) for chain in document["chains"]],
         stats=InputStats(
             fetched=stats["fetched"],
@@ -130,7 +130,7 @@ def _problem(p: dict[str, Any]) -> ProblemSummary:
         workloads=[Workload(w["kind"], w["namespace"], w["name"]) for w in p["workloads"]],
         templates=list(p["templates"]),
         sample=p["sample"],
-        findings=[_finding(finding) for finding in p["findings"]],
+        findings=[finding_from_dict(finding) for finding in p["findings"]],
         remediation=list(p["remediation"]),
         owner=p["owner"],
         ticket=p["ticket"],
@@ -150,17 +150,6 @@ def _peak(p: dict[str, Any]) -> Peak:
         ratio=p["ratio"],
         problem_id=p["problem_id"],
         namespace=p["namespace"],
-    )
-
-
-def _finding(f: dict[str, Any]) -> Finding:
-    return Finding(
-        kind=f["kind"],
-        problem_id=f["problem_id"],
-        window_start=_time(f["window_start"]),
-        severity=f["severity"],
-        detail=f["detail"],
-        namespaces=tuple(f["namespaces"]),
     )
 
 
