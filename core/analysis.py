@@ -21,8 +21,9 @@ from core.aggregate import Aggregator
 from core.classify import Classifier
 from core.fetch import PartFetch, Source
 from core.fingerprint import Fingerprinter
+from core.layout import FieldMap
 from core.model import InputStats, ProblemClass
-from core.normalize import FieldMap, normalize
+from core.normalize import normalize
 
 STAGE_BATCH = 1000
 """Events taken through each stage together, one stage after the other, rather than each event

@@ -28,7 +28,7 @@ from core.config import ConfigError, Settings, load_settings, masked_url, overri
 from core.detect import DetectConfig
 from core.fetch import NdjsonSource, SourceUnavailable
 from core.fingerprint import Fingerprinter, fingerprint_lines
-from core.normalize import FieldMap
+from core.layout import FieldMap
 from core.pipeline import (
     Components,
     Publisher,

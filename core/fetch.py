@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
 
     from core.config import Settings
-    from core.normalize import FieldMap
+    from core.layout import FieldMap
 
 KEEP_ALIVE = "2m"
 """How long a PIT lives between two pages of a slice: a page is consumed in seconds, and a crashed run's
@@ -382,12 +382,12 @@ class ElasticsearchSource:
         return int(response.get("count", 0))
 
     def _layouts(self) -> list[FieldMap]:
-        from core.normalize import PRESETS
+        from core.layout import PRESETS
 
         return [self.layout] if self.layout is not None else list(PRESETS.values())
 
     def query(self, start: datetime, end: datetime) -> dict:
-        from core.normalize import ERROR_LEVELS
+        from core.layout import ERROR_LEVELS
 
         layouts = self._layouts()
         level_fields = sorted({f for layout in layouts for f in layout.level})

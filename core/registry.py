@@ -22,8 +22,8 @@ import filelock
 from ruamel.yaml import YAML, CommentedMap
 from ruamel.yaml.error import YAMLError
 
+from core.layout import valid_text
 from core.model import Peak, ProblemRecord, isoformat, utc
-from core.normalize import valid_text
 from core.redact import redact as default_redact
 from core.report import csv_text
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from core.demo import DemoManifest, generate
+from core.layout import flatten
 from core.model import InputStats, Workload
-from core.normalize import flatten, normalize, parse_timestamp
+from core.normalize import normalize, parse_timestamp
 
 END_DAY = date(2024, 11, 14)
 

@@ -7,20 +7,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.layout import ECS, FLUENT_BIT, FieldMap, infer_level
 from core.model import InputStats, Workload
-from core.normalize import (
-    ECS,
-    FLUENT_BIT,
-    SKIP_REASONS,
-    FieldMap,
-    attribute,
-    infer_level,
-    is_shipper,
-    normalize,
-    parse_timestamp,
-    workload_named_in,
-    workload_of_pod,
-)
+from core.normalize import SKIP_REASONS, normalize, parse_timestamp
+from core.workload import attribute, is_shipper, workload_named_in, workload_of_pod
 
 TS = "2024-11-14T10:15:30.250Z"
 WHEN = datetime(2024, 11, 14, 10, 15, 30, 250000, tzinfo=UTC)
@@ -296,7 +286,7 @@ def test_infer_level(message, level):
     ],
 )
 def test_attribution_from_labels(pod, labels, expected):
-    from core.normalize import label_key
+    from core.layout import label_key
 
     workload = attribute("ns", pod, "c", {label_key(k): v for k, v in labels.items()})
     assert (workload.kind, workload.name) == expected

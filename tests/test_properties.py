@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from core import publish
 from core.classify import Classifier
 from core.fingerprint import Fingerprinter
+from core.layout import valid_text
 from core.model import Detection, Finding, Incident, InputStats, Peak, ProblemState
-from core.normalize import normalize, valid_text
+from core.normalize import normalize
 from core.redact import Redactor
 from core.report import RunFigures, build_report, csv_text, report_to_csv, report_to_dict, report_to_text
 

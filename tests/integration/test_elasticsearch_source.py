@@ -285,7 +285,7 @@ def test_an_unreachable_node_is_a_clear_error() -> None:
 
 
 def test_configured_field_paths_are_queried_and_read(es_client: Elasticsearch, index_documents) -> None:
-    from core.normalize import FieldMap
+    from core.layout import FieldMap
 
     layout = FieldMap.preset("ecs").override({"message": "msg", "level": "severity_text"})
     inside = {

@@ -30,8 +30,9 @@ from sqlalchemy.engine import make_url
 from core import demo
 from core.cli import backfill_command, main, regular_phase_command
 from core.fetch import ElasticsearchSource, NdjsonSource
+from core.layout import ERROR_LEVELS
 from core.model import InputStats
-from core.normalize import ERROR_LEVELS, normalize
+from core.normalize import normalize
 from core.store import Store
 
 from .conftest import DDL_ROLE, REPO_ROOT, TEST_INDEX_PREFIX, FreshDatabase, PostgresUrls
