@@ -23,6 +23,26 @@ ERROR_LEVELS = frozenset({"error", "err", "fatal", "critical", "crit", "severe",
 
 
 @dataclass(frozen=True, slots=True)
+class LevelField:
+    """A document field that states a log level, and which of its values mean an error: the words of
+    `ERROR_LEVELS` (any case) and, for a field with a numeric convention, the numbers in
+    `error_numbers` ([low, high], either end open)."""
+
+    path: str
+    error_numbers: tuple[float | None, float | None] | None = None
+
+
+LEVEL_FIELDS: tuple[LevelField, ...] = (
+    LevelField("log.level"),
+    LevelField("level"),
+    LevelField("severity"),
+    LevelField("loglevel"),
+)
+"""Every field that states a level, in the order they are read: the one list that the Elasticsearch
+query and normalize share, so both keep the same documents."""
+
+
+@dataclass(frozen=True, slots=True)
 class FieldMap:
     """Where each event field lives in a document: candidate paths, the first one present wins."""
 
