@@ -7,8 +7,10 @@ box and are auto-detected per document unless one is forced: `ECS` (Filebeat / E
 flat keys and any mix of both (`flatten`). Label keys are compared in a canonical form in which `.`,
 `_` and `-` are equal, because Filebeat de-dots `app.kubernetes.io/name` into `app_kubernetes_io/name`.
 
-Levels: only error-ish levels (`ERROR_LEVELS`) are kept; without a level field the level is read
-from the message (`ERROR`, `[error]`, `level=error`, klog `E0102`, a traceback …).
+Levels: every layout reads the level from the one list `LEVEL_FIELDS`, which the Elasticsearch query
+shares; only error-ish levels (`ERROR_LEVELS`, or a number inside a field's numeric convention) are
+kept. Without a level field the level is read from the message (`ERROR`, `[error]`, `level=error`,
+klog `E0102`, a traceback …).
 """
 
 from __future__ import annotations
@@ -19,27 +21,95 @@ from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from typing import Any
 
-ERROR_LEVELS = frozenset({"error", "err", "fatal", "critical", "crit", "severe", "alert", "emerg", "panic"})
+ERROR_LEVELS = frozenset(
+    {"error", "err", "fatal", "critical", "crit", "severe", "alert", "emerg", "emergency", "panic"}
+)
+"""The words of an error level, lower case. `emergency` is Google Cloud's and syslog's highest severity."""
 
 
 @dataclass(frozen=True, slots=True)
 class LevelField:
     """A document field that states a log level, and which of its values mean an error: the words of
     `ERROR_LEVELS` (any case) and, for a field with a numeric convention, the numbers in
-    `error_numbers` ([low, high], either end open)."""
+    `error_numbers` ([low, high], either end open). `unset_numbers` state no level at all, so the
+    level is read from the message as if the field were absent."""
 
     path: str
     error_numbers: tuple[float | None, float | None] | None = None
+    unset_numbers: tuple[float, ...] = ()
 
 
 LEVEL_FIELDS: tuple[LevelField, ...] = (
-    LevelField("log.level"),
-    LevelField("level"),
-    LevelField("severity"),
+    # Fields a schema defines, written by the shipper or collector from the record's own level.
+    LevelField("log.level"),  # ECS; also the OTel exporter's `ecs` mode (the record's severity text)
+    LevelField("severity_text"),  # OTel exporter, `otel` mode
+    # OTel severity numbers: 17-20 ERROR..ERROR4, 21-24 FATAL..FATAL4; 0 is SEVERITY_NUMBER_UNSPECIFIED,
+    # which the `otel` mode writes for every record without a severity.
+    LevelField("severity_number", error_numbers=(17, 24), unset_numbers=(0,)),
+    LevelField("log.syslog.severity.code", error_numbers=(0, 3)),  # syslog: 0 emerg, 1 alert, 2 crit, 3 err
+    LevelField("event.severity", error_numbers=(17, 24)),  # the OTel exporter's `ecs` mode: severity number
+    # Names applications choose, most common first.
+    LevelField("level", error_numbers=(50, None)),  # pino / bunyan numbers: 50 error, 60 fatal
+    LevelField("severity"),  # Google Cloud structured logging
+    LevelField("levelname"),  # python-json-logger
+    LevelField("log_level"),  # Logstash grok `%{LOGLEVEL:log_level}`
     LevelField("loglevel"),
 )
 """Every field that states a level, in the order they are read: the one list that the Elasticsearch
-query and normalize share, so both keep the same documents."""
+query and normalize share, so both keep the same documents. The first field present states the
+level. Schema fields come first because a shipper fills them on purpose from the record's level,
+while a root `level` or `severity` is whatever the application put there (pino's number, a word);
+`event.severity` is last of the schema fields because other sources use it for severities of their
+own, of which only 17-24 is read as an error."""
+
+LEVEL_PATHS = tuple(field.path for field in LEVEL_FIELDS)
+"""The paths of `LEVEL_FIELDS`: the `level` of every preset. An `ES_FIELD_MAP` `level` replaces them."""
+
+_LEVEL_FIELD_AT = {field.path: field for field in LEVEL_FIELDS}
+
+
+@lru_cache(maxsize=64)  # one call per document, with the `level` paths of a handful of field maps
+def level_fields(paths: tuple[str, ...]) -> tuple[LevelField, ...]:
+    """The level fields at `paths` (a field map's `level`): a path of `LEVEL_FIELDS` keeps its numeric
+    convention, so an override naming `severity_number` still reads OTel numbers; any other path
+    states its level in words."""
+    return tuple(_LEVEL_FIELD_AT.get(path) or LevelField(path) for path in paths)
+
+
+_NUMERIC = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def stated_level(value: Any, field: LevelField) -> str | None:
+    """The level `value` states in `field`, lower case, or None when it states none (empty, not a
+    scalar, an unset number). A number, or a numeric string such as Logstash's `"50"`, is read by the
+    field's convention: `error` inside `error_numbers`, else the number as text, which is no error
+    level; a field without a convention reads it as text too."""
+    if not is_scalar(value):
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    if _NUMERIC.fullmatch(text) is None:
+        return text.lower()
+    number = float(text)
+    if number in field.unset_numbers:
+        return None
+    if field.error_numbers is not None:
+        low, high = field.error_numbers
+        if (low is None or number >= low) and (high is None or number <= high):
+            return "error"
+    return text
+
+
+def document_level(flat: Mapping[str, Any], fields: Sequence[LevelField]) -> str | None:
+    """The level stated by the first of `fields` that states one, or None."""
+    for field in fields:
+        value = flat.get(field.path)
+        if value is not None:
+            level = stated_level(value, field)
+            if level is not None:
+                return level
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +121,7 @@ class FieldMap:
     pod: tuple[str, ...]
     container: tuple[str, ...]
     labels: tuple[str, ...]  # objects (or dotted-key prefixes) holding the pod labels
-    level: tuple[str, ...]
+    level: tuple[str, ...]  # `LEVEL_PATHS` in every preset; read through `level_fields`
     message: tuple[str, ...]
     error_type: tuple[str, ...]
     trace_id: tuple[str, ...]
@@ -86,7 +156,7 @@ ECS = FieldMap(
     pod=("kubernetes.pod.name", "kubernetes.pod_name"),
     container=("kubernetes.container.name", "container.name", "kubernetes.container_name"),
     labels=("kubernetes.labels",),
-    level=("log.level", "level"),
+    level=LEVEL_PATHS,
     message=("message", "log"),
     error_type=("error.type",),
     trace_id=("trace.id", "trace_id"),
@@ -105,7 +175,7 @@ FLUENT_BIT = FieldMap(
     pod=("kubernetes.pod_name",),
     container=("kubernetes.container_name",),
     labels=("kubernetes.labels",),
-    level=("level", "severity", "log.level", "loglevel"),
+    level=LEVEL_PATHS,
     message=("log", "message", "msg"),
     error_type=("error_type", "error.type", "exception.type"),
     trace_id=("trace_id", "traceId", "trace.id"),
@@ -142,7 +212,9 @@ def detect_layout(flat: Mapping[str, Any]) -> FieldMap:
     return ECS
 
 
-_LEVEL_WORDS = "error|err|fatal|critical|crit|severe|alert|emerg|panic|warning|warn|info|notice|debug|trace"
+_LEVEL_WORDS = (
+    "error|err|fatal|critical|crit|severe|alert|emergency|emerg|panic|warning|warn|info|notice|debug|trace"
+)
 _LEVEL_IN_MESSAGE = (
     re.compile(rf"\b(?:level|severity|lvl)[\"']?\s*[=:]\s*[\"']?({_LEVEL_WORDS})\b", re.IGNORECASE),
     re.compile(rf"\[\s*({_LEVEL_WORDS})\s*\]", re.IGNORECASE),

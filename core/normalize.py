@@ -17,9 +17,11 @@ from core.layout import (
     ERROR_LEVELS,
     FieldMap,
     detect_layout,
+    document_level,
     first,
     flatten,
     infer_level,
+    level_fields,
     pod_labels,
     text,
     valid_text,
@@ -91,8 +93,8 @@ def to_event(
     if is_binary(message):
         stats.skip("binary_message")
         return None
-    level = text(flat, fm.level)
-    level = level.lower() if level else infer_level(message)
+    levels = level_fields(fm.level)
+    level = document_level(flat, levels) or infer_level(message)
     if level not in ERROR_LEVELS:
         stats.skip("not_error_level")
         return None

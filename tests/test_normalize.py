@@ -246,6 +246,118 @@ def test_infer_level(message, level):
     assert infer_level(message) == level
 
 
+# --- levels: each shipper's and logging library's way of stating one -------------------------------
+
+
+def level_of(level_fields: dict, message: str = "settlement failed for batch 42") -> str | None:
+    """The level normalize keeps for an ECS document whose level only `level_fields` state (None: skipped as
+    not error level). The level step reads the same fields in every layout, so the rest of the document
+    is Filebeat's Kubernetes metadata whatever shipper the level fields come from."""
+    doc = ecs_doc(message=message)
+    del doc["log"]
+    doc.update(level_fields)
+    event, stats = one(doc)
+    assert event is not None or stats.skipped == {"not_error_level": 1}
+    return event.level if event else None
+
+
+def test_google_cloud_severity():
+    # Google Cloud structured logging (cloud.google.com/logging/docs/structured-logging): a JSON line's
+    # `severity` is a LogSeverity name
+    # (cloud.google.com/logging/docs/reference/v2/rest/v2/LogEntry#logseverity): DEFAULT, DEBUG, INFO,
+    # NOTICE, WARNING, ERROR, CRITICAL, ALERT, EMERGENCY. Elastic Agent's ndjson parser puts the line's keys
+    # at the document root.
+    assert level_of({"severity": "ERROR"}) == "error"
+    assert level_of({"severity": "EMERGENCY"}) == "emergency"
+    assert level_of({"severity": "WARNING"}) is None
+    assert (
+        level_of({"severity": "INFO"}, message="ERROR budget at 80%") is None
+    )  # the field wins over the text
+
+
+def test_logstash_grok_log_level():
+    # Logstash `grok { match => { "message" => "%{LOGLEVEL:log_level} %{GREEDYDATA:message}" } }`: LOGLEVEL in
+    # logstash-plugins/logstash-patterns-core patterns/ecs-v1/grok-patterns matches words such as ERROR, Err,
+    # CRIT, Emergency, WARN, Info, and grok stores the word as it is.
+    assert level_of({"log_level": "ERROR"}) == "error"
+    assert level_of({"log_level": "Emergency"}) == "emergency"
+    assert level_of({"log_level": "WARN"}) is None
+
+
+def test_python_json_logger_levelname():
+    # python-json-logger (github.com/nhairs/python-json-logger, README): JsonFormatter("%(levelname)s
+    # %(message)s") writes {"levelname": "ERROR", "message": ...}, with logging's level names DEBUG, INFO,
+    # WARNING, ERROR, CRITICAL.
+    assert level_of({"levelname": "CRITICAL"}) == "critical"
+    assert level_of({"levelname": "WARNING"}) is None
+
+
+def test_loglevel():
+    assert level_of({"loglevel": "ERROR"}) == "error"
+    assert level_of({"loglevel": "info"}) is None
+
+
+def test_pino_and_bunyan_numeric_levels():
+    # pino lib/constants.js DEFAULT_LEVELS: trace 10, debug 20, info 30, warn 40, error 50, fatal 60; bunyan's
+    # README ("Levels") uses the same numbers. Fluent Bit's Merge_Log keeps them JSON numbers at the root;
+    # a pipeline that stores text has "50".
+    assert level_of({"level": 50}) == "error"
+    assert level_of({"level": 60}) == "error"
+    assert level_of({"level": "50"}) == "error"
+    assert level_of({"level": 40}) is None
+    assert level_of({"level": 30}, message="ERROR budget at 80%") is None
+
+
+def test_opentelemetry_severity():
+    # OTel logs data model (opentelemetry.io/docs/specs/otel/logs/data-model/#field-severitynumber):
+    # 0 UNSPECIFIED, 1-4 TRACE, 5-8 DEBUG, 9-12 INFO, 13-16 WARN, 17-20 ERROR, 21-24 FATAL. The collector's
+    # elasticsearch exporter in `otel` mode (opentelemetry-collector-contrib,
+    # exporter/elasticsearchexporter/internal/encoder/log/otel.go) writes `severity_text` when the record
+    # has one and `severity_number` always, 0 included.
+    assert level_of({"severity_text": "Error", "severity_number": 17}) == "error"
+    assert level_of({"severity_number": 21}) == "error"
+    assert level_of({"severity_number": 13}) is None
+    assert level_of({"severity_text": "INFO", "severity_number": 9}, message="ERROR budget at 80%") is None
+    # UNSPECIFIED (the filelog receiver without a severity parser) states no level: the message does.
+    assert level_of({"severity_number": 0}, message="ERROR settlement failed") == "error"
+    assert level_of({"severity_number": 0}) is None
+
+
+def test_opentelemetry_ecs_mode_severity():
+    # The exporter's `ecs` mode (encoder/log/ecs.go) writes the record's severity text as `log.level` and its
+    # severity number, unless UNSPECIFIED, as `event.severity`.
+    assert level_of({"log": {"level": "ERROR"}, "event": {"severity": 17}}) == "error"
+    assert level_of({"event": {"severity": 18}}) == "error"
+    assert level_of({"event": {"severity": 9}}) is None
+
+
+def test_syslog_severity_code():
+    # ECS log.syslog.severity.code (elastic.co/docs/reference/ecs/ecs-log): the syslog numeric severity of
+    # RFC 5424 table 2: 0 Emergency, 1 Alert, 2 Critical, 3 Error, 4 Warning, 5 Notice, 6 Informational,
+    # 7 Debug.
+    assert level_of({"log": {"syslog": {"severity": {"code": 3, "name": "Error"}}}}) == "error"
+    assert level_of({"log.syslog.severity.code": 0}) == "error"
+    assert level_of({"log": {"syslog": {"severity": {"code": 4, "name": "Warning"}}}}) is None
+
+
+def test_level_override_replaces_the_level_fields_and_keeps_their_numbers():
+    by_number = ECS.override({"level": "severity_number"})
+    doc = ecs_doc(message="settlement failed", severity_number=17)
+    assert one(doc, by_number)[0].level == "error"
+    assert (
+        one(ecs_doc(message="settlement failed", log={"level": "info"}, severity_number=13), by_number)[0]
+        is None
+    )
+    # `log.level` is no longer one of the fields: the message states the level.
+    assert one(ecs_doc(message="settlement failed"), by_number)[0] is None
+    assert (
+        one(ecs_doc(message="settlement failed", app={"sev": "Fatal"}), ECS.override({"level": "app.sev"}))[
+            0
+        ].level
+        == "fatal"
+    )
+
+
 # --- attribution -------------------------------------------------------------------------------
 
 
