@@ -9,12 +9,13 @@ flat keys and any mix of both (`flatten`). Label keys are compared in a canonica
 
 Levels: every layout reads the level from the one list `LEVEL_FIELDS`, which the Elasticsearch query
 shares; only error-ish levels (`ERROR_LEVELS`, or a number inside a field's numeric convention) are
-kept. Without a level field the level is read from the message (`ERROR`, `[error]`, `level=error`,
-klog `E0102`, a traceback …).
+kept. Without a level field the level is read from the message: a JSON-structured message by the
+same fields, else its text (`ERROR`, `[error]`, `level=error`, klog `E0102`, `Error: `, a traceback …).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
@@ -22,9 +23,10 @@ from functools import lru_cache
 from typing import Any
 
 ERROR_LEVELS = frozenset(
-    {"error", "err", "fatal", "critical", "crit", "severe", "alert", "emerg", "emergency", "panic"}
+    {"error", "err", "eror", "fatal", "critical", "crit", "severe", "alert", "emerg", "emergency", "panic"}
 )
-"""The words of an error level, lower case. `emergency` is Google Cloud's and syslog's highest severity."""
+"""The words of an error level, lower case. `emergency` is Google Cloud's and syslog's highest severity,
+`eror` log15's (Go) name of its error level."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +215,8 @@ def detect_layout(flat: Mapping[str, Any]) -> FieldMap:
 
 
 _LEVEL_WORDS = (
-    "error|err|fatal|critical|crit|severe|alert|emergency|emerg|panic|warning|warn|info|notice|debug|trace"
+    "error|eror|err|fatal|critical|crit|severe|alert|emergency|emerg|panic"
+    "|warning|warn|info|notice|debug|trace"
 )
 _LEVEL_IN_MESSAGE = (
     re.compile(rf"\b(?:level|severity|lvl)[\"']?\s*[=:]\s*[\"']?({_LEVEL_WORDS})\b", re.IGNORECASE),
@@ -227,17 +230,38 @@ _KLOG_LEVELS = {"I": "info", "W": "warning", "E": "error", "F": "fatal"}
 _ERROR_SHAPE = re.compile(r"Traceback \(most recent call last\)|\b[A-Z]\w*(?:Exception|Error)\b|\bpanic:")
 
 
-def infer_level(message: str) -> str | None:
-    """The level a message states about itself, or `error` for a bare exception or traceback."""
+def infer_level(message: str, fields: Sequence[LevelField] = LEVEL_FIELDS) -> str | None:
+    """The level a message states about itself: a JSON-structured message (pino's or python-json-logger's
+    line that no shipper decoded) by the level `fields`, any other by its text; `error` for a bare
+    exception, a traceback or Node.js's `Error: …` line."""
+    structured = _json_fields(message)
+    if structured is not None:
+        level = document_level(structured, fields)
+        if level is not None:
+            return level
     head = message[:512]
     klog = _KLOG.match(head)
     if klog:
         return _KLOG_LEVELS[klog.group(1)]
+    if head.startswith("Error: "):  # how Node.js writes an uncaught `Error` and its stack
+        return "error"
     for pattern in _LEVEL_IN_MESSAGE:
         found = pattern.search(head)
         if found:
             return found.group(1).lower()
     return "error" if _ERROR_SHAPE.search(message) else None
+
+
+def _json_fields(message: str) -> dict[str, Any] | None:
+    """The flattened fields of a message that is one JSON object, or None."""
+    text = message.strip()
+    if not (text.startswith("{") and text.endswith("}")):
+        return None
+    try:
+        value = json.loads(text)
+        return flatten(value) if isinstance(value, dict) else None
+    except (ValueError, RecursionError):  # not JSON after all, or nested deeper than Python recurses
+        return None
 
 
 @lru_cache(maxsize=4096)  # a cluster has few distinct label keys; each is met on every event

@@ -94,7 +94,7 @@ def to_event(
         stats.skip("binary_message")
         return None
     levels = level_fields(fm.level)
-    level = document_level(flat, levels) or infer_level(message)
+    level = document_level(flat, levels) or infer_level(message, levels)
     if level not in ERROR_LEVELS:
         stats.skip("not_error_level")
         return None

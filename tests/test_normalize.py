@@ -261,6 +261,13 @@ def level_of(level_fields: dict, message: str = "settlement failed for batch 42"
     return event.level if event else None
 
 
+def level_in_line(line: str) -> str | None:
+    """The level normalize keeps for a Fluent Bit document whose `log` line is all there is to read."""
+    event, stats = one(fluent_doc(line))
+    assert event is not None or stats.skipped == {"not_error_level": 1}
+    return event.level if event else None
+
+
 def test_google_cloud_severity():
     # Google Cloud structured logging (cloud.google.com/logging/docs/structured-logging): a JSON line's
     # `severity` is a LogSeverity name
@@ -356,6 +363,41 @@ def test_level_override_replaces_the_level_fields_and_keeps_their_numbers():
         ].level
         == "fatal"
     )
+
+
+def test_level_inside_a_json_message():
+    # Fluent Bit's kubernetes filter without Merge_Log (docs.fluentbit.io/manual/pipeline/filters/kubernetes)
+    # leaves the application's JSON line as the `log` string: pino's, python-json-logger's, ecs-logging's.
+    assert (
+        level_in_line('{"level":50,"time":1731579330250,"pid":1,"hostname":"api-1","msg":"db down"}')
+        == "error"
+    )
+    assert level_in_line('{"level":30,"time":1731579330250,"msg":"ERROR budget at 80%"}\n') is None
+    assert level_in_line('{"levelname": "INFO", "message": "recovered from ERROR state"}') is None
+    # ecs-logging (elastic.co/guide/en/ecs-logging/overview): dotted `log.level` keys.
+    assert (
+        level_in_line('{"@timestamp":"2024-11-14T10:15:30Z","log.level":"error","message":"declined"}')
+        == "error"
+    )
+    # Not JSON after all (cut short): read as text, where the level key still wins over the word.
+    assert level_in_line('{"level":"info","msg":"ERROR budget') is None
+    assert level_in_line('{"msg":"ERROR settlement failed"}') == "error"
+
+
+def test_level_in_a_logfmt_line():
+    # logfmt (brandur.org/logfmt) as Go's log/slog TextHandler writes it: `time=… level=ERROR msg=…`; log15
+    # (inconshreveable/log15 logger.go) names its levels dbug, info, warn, eror, crit under `lvl`.
+    assert level_in_line('time=2024-11-14T10:15:30Z level=ERROR msg="payment failed" order=42') == "error"
+    assert level_in_line('t=2024-11-14T10:15:30+0000 lvl=eror msg="settlement failed" batch=42') == "eror"
+    assert level_in_line('level=info msg="retrying" error="connection reset by peer"') is None
+
+
+def test_node_error_line_is_an_error_and_a_count_of_errors_is_not():
+    # Node.js (nodejs.org/api/errors.html#errorstack): an error's stack starts
+    # `<error class name>: <message>`, which is what an uncaught `Error` prints to stderr.
+    assert level_in_line("Error: connect ECONNREFUSED 10.0.0.7:5432") == "error"
+    assert level_in_line("0 errors found, 3 files checked") is None
+    assert level_in_line("lint: Error: 0, Warning: 2") is None
 
 
 # --- attribution -------------------------------------------------------------------------------
