@@ -79,6 +79,7 @@ def level_fields(paths: tuple[str, ...]) -> tuple[LevelField, ...]:
 
 
 _NUMERIC = re.compile(r"-?\d+(?:\.\d+)?")
+_NUMBER_STARTS = frozenset("-0123456789")
 
 
 def stated_level(value: Any, field: LevelField) -> str | None:
@@ -91,7 +92,7 @@ def stated_level(value: Any, field: LevelField) -> str | None:
     text = str(value).strip()
     if not text:
         return None
-    if _NUMERIC.fullmatch(text) is None:
+    if text[0] not in _NUMBER_STARTS or _NUMERIC.fullmatch(text) is None:  # a word, most often
         return text.lower()
     number = float(text)
     if number in field.unset_numbers:
