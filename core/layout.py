@@ -58,8 +58,8 @@ LEVEL_FIELDS: tuple[LevelField, ...] = (
     LevelField("loglevel"),
 )
 """Every field that states a level, in the order they are read: the one list that the Elasticsearch
-query and normalize share, so both keep the same documents. The first field present states the
-level. Schema fields come first because a shipper fills them on purpose from the record's level,
+query and normalize share, so both keep the same documents. The first field that states a level
+wins. Schema fields come first because a shipper fills them on purpose from the record's level,
 while a root `level` or `severity` is whatever the application put there (pino's number, a word);
 `event.severity` is last of the schema fields because other sources use it for severities of their
 own, of which only 17-24 is read as an error."""
