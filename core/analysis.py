@@ -21,7 +21,7 @@ from core.aggregate import Aggregator
 from core.classify import Classifier
 from core.fetch import PartFetch, Source
 from core.fingerprint import Fingerprinter
-from core.layout import FieldMap
+from core.layout import Layout
 from core.model import InputStats, ProblemClass
 from core.normalize import normalize
 
@@ -55,7 +55,7 @@ class Analyser:
     source: Source
     fingerprinter: Fingerprinter
     classifier: Classifier
-    fields: FieldMap | None = None  # None: the layout is detected per document
+    fields: Layout | None = None  # a tuple or None (every preset): detected per document among them
     max_message_bytes: int = 65536
     workers: int = 1  # processes analysing one range, each a part of it (1: in this process)
 

@@ -28,7 +28,7 @@ from core.config import ConfigError, Settings, load_settings, masked_url, overri
 from core.detect import DetectConfig
 from core.fetch import NdjsonSource, SourceUnavailable
 from core.fingerprint import Fingerprinter, fingerprint_lines
-from core.layout import FieldMap
+from core.layout import DETECTED, FieldMap, Layout
 from core.pipeline import (
     Components,
     Publisher,
@@ -227,13 +227,14 @@ def _destinations(settings: Settings, phase: str, *, dry_run: bool) -> publish.D
     )
 
 
-def _layout(settings: Settings) -> FieldMap | None:
-    """The document layout: detected per document (`auto`), or a preset with ES_FIELD_MAP's paths."""
-    if settings.es_field_preset == "auto":
-        if settings.es_field_map:
-            raise SettingError("ES_FIELD_MAP overrides a layout: set ES_FIELD_PRESET to ecs or fluent-bit")
-        return None
+def _layout(settings: Settings) -> Layout | None:
+    """The document layout: a preset, or with `auto` every preset detected per document (None when
+    ES_FIELD_MAP is empty); ES_FIELD_MAP's paths apply over each."""
     try:
+        if settings.es_field_preset == "auto":
+            if not settings.es_field_map:
+                return None
+            return tuple(preset.override(settings.es_field_map) for preset in DETECTED)
         return FieldMap.preset(settings.es_field_preset).override(settings.es_field_map)
     except ValueError as exc:
         raise SettingError(f"ES_FIELD_MAP: {exc}") from None

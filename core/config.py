@@ -63,8 +63,8 @@ class Settings(BaseSettings):
     es_api_key: SecretStr | None = None
     es_ca_certs: Path | None = None
     es_index_pattern: str = "logs-*"
-    es_field_preset: typing.Literal["auto", "ecs", "fluent-bit"] = "auto"
-    # field → path(s), over ES_FIELD_PRESET
+    es_field_preset: typing.Literal["auto", "ecs", "fluent-bit", "vector", "otel"] = "auto"
+    # field (or owner.<Kind>) → path(s), over ES_FIELD_PRESET (with auto: over every preset)
     es_field_map: typing.Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     es_page_size: int = Field(2000, ge=100, le=10000)
     es_slices: int = Field(2, ge=1, le=32)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
 
     from core.config import Settings
-    from core.layout import FieldMap
+    from core.layout import FieldMap, Layout
 
 KEEP_ALIVE = "2m"
 """How long a PIT lives between two pages of a slice: a page is consumed in seconds, and a crashed run's
@@ -329,10 +329,10 @@ class ElasticsearchSource:
         keep_alive: str = KEEP_ALIVE,
         endpoint: str = "",
         connect: Callable[[], Elasticsearch] | None = None,
-        layout: FieldMap | None = None,
+        layout: Layout | None = None,
     ) -> None:
         self.client = client
-        self.layout = layout  # the field paths to query and read; None: every preset's
+        self.layout = layout  # the field paths to query and read; a tuple or None: each preset
         self.connect = connect  # makes a new client, for worker processes
         self.index = index
         self.page_size = page_size
@@ -342,7 +342,7 @@ class ElasticsearchSource:
         self.endpoint = endpoint
 
     @classmethod
-    def from_settings(cls, settings: Settings, layout: FieldMap | None = None) -> ElasticsearchSource:
+    def from_settings(cls, settings: Settings, layout: Layout | None = None) -> ElasticsearchSource:
         from elasticsearch import Elasticsearch
 
         endpoint = settings.es_endpoint() or ""
@@ -382,9 +382,9 @@ class ElasticsearchSource:
         return int(response.get("count", 0))
 
     def _layouts(self) -> list[FieldMap]:
-        from core.layout import PRESETS
+        from core.layout import field_maps
 
-        return [self.layout] if self.layout is not None else list(PRESETS.values())
+        return list(field_maps(self.layout))
 
     def query(self, start: datetime, end: datetime) -> dict:
         from core.layout import ERROR_LEVELS

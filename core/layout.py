@@ -1,11 +1,14 @@
 """Layouts: where each event field lives in the documents a log shipper writes, and how to read them.
 
-A `FieldMap` lists, per event field, the document paths to try in order. Two presets work out of the
-box and are auto-detected per document unless one is forced: `ECS` (Filebeat / Elastic Agent:
-`kubernetes.namespace`, `kubernetes.pod.name`, `log.level`, `message` …) and `FLUENT_BIT`
-(`kubernetes.namespace_name`, `kubernetes.pod_name`, `log` …). Paths work on nested objects, dotted
-flat keys and any mix of both (`flatten`). Label keys are compared in a canonical form in which `.`,
-`_` and `-` are equal, because Filebeat de-dots `app.kubernetes.io/name` into `app_kubernetes_io/name`.
+A `FieldMap` lists, per event field, the document paths to try in order, and the owner fields that
+name the pod's workload. A preset per shipper default (docs/shippers.md, field by field, with the
+page each path is from): `ECS` (Filebeat, Elastic Agent, Logstash ECS, the OTel exporter's `ecs`
+mode), `FLUENT_BIT` (kubernetes filter, with or without Merge_Log), `VECTOR` (`kubernetes_logs`) and
+`OTEL` (the OTel exporter's `otel` mode). Unless one is forced, each document is detected among them
+(`detect_layout`), so one index pattern may mix shippers. Paths work on nested objects, dotted flat
+keys and any mix of both (`flatten`). Label keys are compared in a canonical form in which `.`, `_`
+and `-` are equal, because Filebeat and Fluent Bit's Replace_Dots de-dot `app.kubernetes.io/name`
+into `app_kubernetes_io/name`.
 
 Levels: every layout reads the level from the one list `LEVEL_FIELDS`, which the Elasticsearch query
 shares; only error-ish levels (`ERROR_LEVELS`, or a number inside a field's numeric convention) are
@@ -115,6 +118,15 @@ def document_level(flat: Mapping[str, Any], fields: Sequence[LevelField]) -> str
     return None
 
 
+OWNER_REFERENCE = "reference"
+"""The owner "kind" of a field that holds `Kind/name`, as Vector's
+`kubernetes.pod_owner: "ReplicaSet/api-7d4b9c6f5"` does."""
+
+OWNER_KINDS = ("Job", "StatefulSet", "DaemonSet", "Deployment", "ReplicaSet", OWNER_REFERENCE, "CronJob")
+"""The owner fields a layout may name, in the order attribution trusts them: the Job before its
+CronJob, because the Job is what failed (`core.workload`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class FieldMap:
     """Where each event field lives in a document: candidate paths, the first one present wins."""
@@ -128,23 +140,40 @@ class FieldMap:
     message: tuple[str, ...]
     error_type: tuple[str, ...]
     trace_id: tuple[str, ...]
-    owners: tuple[tuple[str, str], ...] = ()  # (workload kind, path of its name), most specific first
+    owners: tuple[tuple[str, str], ...] = ()  # (owner kind of `OWNER_KINDS`, path of its name)
+    name: str = "custom"  # the preset it is, or was made from
+    markers: tuple[str, ...] = ()  # paths only this layout writes: a document holding one is of it
 
     @staticmethod
     def preset(name: str) -> FieldMap:
-        """The preset called `name`: `ecs` or `fluent-bit`."""
+        """The preset called `name`: one of `PRESETS`."""
         try:
             return PRESETS[name.lower().replace("_", "-")]
         except KeyError:
             raise ValueError(f"unknown field layout {name!r}; expected one of {', '.join(PRESETS)}") from None
 
     def override(self, paths: Mapping[str, str | Sequence[str]]) -> FieldMap:
-        """A copy with some fields' paths replaced; a string may list several paths separated by commas."""
-        known = {f.name for f in fields(self)} - {"owners"}
-        unknown = sorted(set(paths) - known)
+        """A copy with some fields' paths replaced; a string may list several paths separated by commas.
+
+        `owner.<Kind>` (a kind of `OWNER_KINDS`, e.g. `owner.Job`) replaces the paths of that owner's
+        name; an empty value drops the owner."""
+        known = {f.name for f in fields(self)} - {"owners", "name", "markers"}
+        owner_keys = {key for key in paths if key.startswith("owner.")}
+        unknown = sorted(set(paths) - known - owner_keys)
+        unknown += sorted(key for key in owner_keys if key.removeprefix("owner.") not in OWNER_KINDS)
         if unknown:
-            raise ValueError(f"unknown field(s) {', '.join(unknown)}; expected {', '.join(sorted(known))}")
-        changes = {name: _paths(value) for name, value in paths.items()}
+            expected = sorted(known) + [f"owner.{kind}" for kind in OWNER_KINDS]
+            raise ValueError(f"unknown field(s) {', '.join(unknown)}; expected {', '.join(expected)}")
+        changes: dict[str, Any] = {name: _paths(paths[name]) for name in set(paths) - owner_keys}
+        if owner_keys:
+            replaced = {key.removeprefix("owner.") for key in owner_keys}
+            kept = [(kind, path) for kind, path in self.owners if kind not in replaced]
+            added = [
+                (key.removeprefix("owner."), path)
+                for key in sorted(owner_keys)
+                for path in _paths(paths[key])
+            ]
+            changes["owners"] = tuple(kept + added)
         return replace(self, **changes)
 
 
@@ -153,38 +182,108 @@ def _paths(value: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(part.strip() for part in parts if part.strip())
 
 
+# Each preset is a shipper's default document, field by field, as docs/shippers.md lists it with the
+# documentation page or source file each path is from.
 ECS = FieldMap(
+    # Filebeat and Elastic Agent (add_kubernetes_metadata, the Kubernetes provider), Logstash with
+    # ecs_compatibility, the OTel Collector's elasticsearch exporter in `ecs` mapping mode (which writes
+    # k8s.* resource attributes as kubernetes.*; other attributes, pod labels among them, as they are).
     timestamp=("@timestamp", "timestamp"),
     namespace=("kubernetes.namespace", "kubernetes.namespace_name"),
     pod=("kubernetes.pod.name", "kubernetes.pod_name"),
     container=("kubernetes.container.name", "container.name", "kubernetes.container_name"),
-    labels=("kubernetes.labels",),
+    labels=("kubernetes.labels", "k8s.pod.labels"),
     level=LEVEL_PATHS,
     message=("message", "log"),
     error_type=("error.type",),
     trace_id=("trace.id", "trace_id"),
     owners=(
-        ("CronJob", "kubernetes.cronjob.name"),
         ("Job", "kubernetes.job.name"),
         ("StatefulSet", "kubernetes.statefulset.name"),
         ("DaemonSet", "kubernetes.daemonset.name"),
         ("Deployment", "kubernetes.deployment.name"),
+        ("ReplicaSet", "kubernetes.replicaset.name"),
+        ("CronJob", "kubernetes.cronjob.name"),
     ),
+    name="ecs",
+    markers=("kubernetes.namespace", "kubernetes.pod.name"),
 )
 
 FLUENT_BIT = FieldMap(
+    # The kubernetes filter, with or without Merge_Log: merged keys (`message`, `msg`) are the
+    # application's own message, `log` is the raw line (kept by Keep_Log, the default).
     timestamp=("@timestamp", "time", "timestamp"),
     namespace=("kubernetes.namespace_name",),
     pod=("kubernetes.pod_name",),
     container=("kubernetes.container_name",),
     labels=("kubernetes.labels",),
     level=LEVEL_PATHS,
-    message=("log", "message", "msg"),
+    message=("message", "msg", "log"),
     error_type=("error_type", "error.type", "exception.type"),
     trace_id=("trace_id", "traceId", "trace.id"),
+    name="fluent-bit",
+    markers=("kubernetes.namespace_name", "kubernetes.pod_name"),
 )
 
-PRESETS = {"ecs": ECS, "fluent-bit": FLUENT_BIT}
+VECTOR = FieldMap(
+    # The kubernetes_logs source's default FieldsSpec; the elasticsearch sink keeps `timestamp` in
+    # bulk mode and renames it `@timestamp` in data_stream mode.
+    timestamp=("timestamp", "@timestamp"),
+    namespace=("kubernetes.pod_namespace",),
+    pod=("kubernetes.pod_name",),
+    container=("kubernetes.container_name",),
+    labels=("kubernetes.pod_labels",),
+    level=LEVEL_PATHS,
+    message=("message",),
+    error_type=("error.type", "error_type", "exception.type"),
+    trace_id=("trace_id", "trace.id", "traceId"),
+    owners=((OWNER_REFERENCE, "kubernetes.pod_owner"),),
+    name="vector",
+    markers=("kubernetes.pod_namespace",),
+)
+
+_RESOURCE = "resource.attributes."
+OTEL = FieldMap(
+    # The OTel Collector's elasticsearch exporter in `otel` mapping mode (its default): resource
+    # attributes kept as dotted keys under `resource.attributes`, the body under `body.text`, and
+    # `@timestamp` as epoch milliseconds with a fraction ("1721314113467.654123").
+    timestamp=("@timestamp",),
+    namespace=(_RESOURCE + "k8s.namespace.name",),
+    pod=(_RESOURCE + "k8s.pod.name",),
+    container=(_RESOURCE + "k8s.container.name",),
+    labels=(_RESOURCE + "k8s.pod.labels",),
+    level=LEVEL_PATHS,  # severity_text and severity_number at the top level
+    message=("body.text", "body.structured.message"),
+    error_type=("attributes.exception.type",),
+    trace_id=("trace_id",),
+    owners=(
+        ("Job", _RESOURCE + "k8s.job.name"),
+        ("StatefulSet", _RESOURCE + "k8s.statefulset.name"),
+        ("DaemonSet", _RESOURCE + "k8s.daemonset.name"),
+        ("Deployment", _RESOURCE + "k8s.deployment.name"),
+        ("ReplicaSet", _RESOURCE + "k8s.replicaset.name"),
+        ("CronJob", _RESOURCE + "k8s.cronjob.name"),
+    ),
+    name="otel",
+    markers=(_RESOURCE + "k8s.namespace.name", _RESOURCE + "k8s.pod.name"),
+)
+
+PRESETS = {preset.name: preset for preset in (ECS, FLUENT_BIT, VECTOR, OTEL)}
+
+DETECTED = (OTEL, VECTOR, FLUENT_BIT, ECS)
+"""The presets a document is detected among, in the order their markers are tried: Vector before
+Fluent Bit, as both write `kubernetes.pod_name`."""
+
+Layout = FieldMap | tuple[FieldMap, ...]
+"""How a source's documents are read: one field map forced on all, or the field maps each document
+is detected among (`detect_layout`)."""
+
+
+def field_maps(layout: Layout | None) -> tuple[FieldMap, ...]:
+    """Every field map a document of `layout` may follow (None: every preset)."""
+    if layout is None:
+        return DETECTED
+    return (layout,) if isinstance(layout, FieldMap) else layout
 
 
 def flatten(doc: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -206,13 +305,19 @@ def _flatten_into(flat: dict[str, Any], doc: Mapping[str, Any], prefix: str) -> 
             _flatten_into(flat, value, path + ".")
 
 
-def detect_layout(flat: Mapping[str, Any]) -> FieldMap:
-    """Fluent Bit when its Kubernetes keys (or a string `log`) are there, else ECS."""
-    if "kubernetes.namespace_name" in flat or "kubernetes.pod_name" in flat:
-        return FLUENT_BIT
-    if "kubernetes.namespace" not in flat and isinstance(flat.get("log"), str) and "message" not in flat:
-        return FLUENT_BIT
-    return ECS
+def detect_layout(flat: Mapping[str, Any], layouts: Sequence[FieldMap] = ()) -> FieldMap:
+    """The first of `layouts` (default: `DETECTED`) whose markers the document holds; without any,
+    the Fluent Bit one for a bare string `log`, else the ECS one."""
+    layouts = layouts or DETECTED
+    for layout in layouts:
+        for marker in layout.markers:
+            if marker in flat:
+                return layout
+    bare_log = (
+        isinstance(flat.get("log"), str) and "message" not in flat and "kubernetes.namespace" not in flat
+    )
+    fallback = "fluent-bit" if bare_log else "ecs"
+    return next((layout for layout in layouts if layout.name == fallback), layouts[-1])
 
 
 _LEVEL_WORDS = (

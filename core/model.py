@@ -8,6 +8,7 @@ fetch yields raw documents (dicts) → normalize yields `Event` → fingerprint 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,16 +41,40 @@ def isoformat(dt: datetime) -> str:
     return utc(dt).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_JOB_OF_CRONJOB = re.compile(r"^(?P<cronjob>[a-z0-9][-a-z0-9]*?)-\d{8,}$")
+# The CronJob controller names each Job `<cronjob>-<scheduled time in minutes since the epoch>`
+# (8 digits since 1979), so a Job's CronJob is in its name whatever the shipper wrote.
+
+
 @dataclass(frozen=True, slots=True)
 class Workload:
-    """The Kubernetes workload that produced a log line."""
+    """The Kubernetes workload that produced a log line.
 
-    kind: str  # Deployment | StatefulSet | DaemonSet | Job | CronJob | Pod | Unknown
+    A Job made by a CronJob is the Job (what failed, what `kubectl describe job` shows); its CronJob
+    is `cronjob`, read from the Job's name and so the same through every shipper and in every stored
+    incident (whose key stays kind, namespace, name). A Job created by hand from a CronJob under
+    another name has none."""
+
+    kind: str  # Deployment | StatefulSet | DaemonSet | Job | CronJob | ReplicaSet | Pod | Unknown
     namespace: str
     name: str
 
     def __str__(self) -> str:
         return f"{self.kind}/{self.namespace}/{self.name}"
+
+    @property
+    def cronjob(self) -> str | None:
+        """The CronJob that made this Job, or None."""
+        if self.kind != "Job":
+            return None
+        found = _JOB_OF_CRONJOB.match(self.name)
+        return found.group("cronjob") if found else None
+
+    @property
+    def label(self) -> str:
+        """How people name it: "Job/batch/nightly-settlement-29936280 of CronJob nightly-settlement"."""
+        cronjob = self.cronjob
+        return f"{self} of CronJob {cronjob}" if cronjob else str(self)
 
 
 @dataclass(slots=True)

@@ -16,6 +16,7 @@ from typing import Any
 from core.layout import (
     ERROR_LEVELS,
     FieldMap,
+    Layout,
     detect_layout,
     document_level,
     first,
@@ -44,7 +45,7 @@ SKIP_REASONS = (
 def normalize(
     docs: Iterable[Any],
     stats: InputStats,
-    fields: FieldMap | None = None,
+    fields: Layout | None = None,
     max_message_bytes: int = 65536,
 ) -> Iterator[Event]:
     """Yield one `Event` per usable document; count the others in `stats.skipped` by reason."""
@@ -56,7 +57,7 @@ def normalize(
 
 
 def to_event(
-    doc: Any, stats: InputStats, fields: FieldMap | None = None, max_message_bytes: int = 65536
+    doc: Any, stats: InputStats, fields: Layout | None = None, max_message_bytes: int = 65536
 ) -> Event | None:
     """The event of one document (a `_source` or a whole hit), or None after counting why it was skipped."""
     doc_id = None
@@ -67,7 +68,7 @@ def to_event(
         stats.skip("not_an_object")
         return None
     flat = flatten(doc)
-    fm = fields or detect_layout(flat)
+    fm = fields if isinstance(fields, FieldMap) else detect_layout(flat, fields or ())
 
     raw_ts = first(flat, fm.timestamp)
     if raw_ts is None:

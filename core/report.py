@@ -35,7 +35,7 @@ from core.model import (
 )
 from core.redact import Redactor
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 """Version of the JSON report layout (docs/report-schema.md); bump the major part on breaking changes."""
 
 TOP_DETAILS = 20
@@ -93,6 +93,35 @@ class ProblemSummary:
     @property
     def finding_kinds(self) -> list[str]:
         return sorted({finding.kind for finding in self.findings})
+
+    @property
+    def services(self) -> list[str]:
+        return services(self.workloads)
+
+
+def services(workloads: Iterable[Workload]) -> list[str]:
+    """The Services cell: each workload, a CronJob's Jobs grouped under it
+    ("CronJob/batch/statement-export (24 Jobs)"); a CronJob's one Job keeps its name and says whose
+    it is ("Job/batch/nightly-settlement-29936280 of CronJob nightly-settlement")."""
+    jobs: dict[tuple[str, str], list[Workload]] = {}
+    cronjobs: set[tuple[str, str]] = set()
+    others: list[Workload] = []
+    for workload in workloads:
+        if workload.cronjob:
+            jobs.setdefault((workload.namespace, workload.cronjob), []).append(workload)
+        elif workload.kind == "CronJob":
+            cronjobs.add((workload.namespace, workload.name))
+        else:
+            others.append(workload)
+    cells = [str(workload) for workload in others]
+    for namespace, name in cronjobs | set(jobs):
+        its_jobs = jobs.get((namespace, name), [])
+        if len(its_jobs) == 1 and (namespace, name) not in cronjobs:
+            cells.append(its_jobs[0].label)
+        else:
+            count = f" ({len(its_jobs)} Job{'s' if len(its_jobs) != 1 else ''})" if its_jobs else ""
+            cells.append(f"{Workload('CronJob', namespace, name)}{count}")
+    return sorted(cells)
 
 
 @dataclass(slots=True)
@@ -413,7 +442,11 @@ def _problem_to_dict(rank: int, problem: ProblemSummary) -> dict[str, Any]:
         "last_seen": isoformat(problem.last_seen),
         "known_since": isoformat(problem.known_since) if problem.known_since else None,
         "namespaces": problem.namespaces,
-        "workloads": [{"kind": w.kind, "namespace": w.namespace, "name": w.name} for w in problem.workloads],
+        "workloads": [
+            {"kind": w.kind, "namespace": w.namespace, "name": w.name, "cronjob": w.cronjob}
+            for w in problem.workloads
+        ],
+        "services": problem.services,
         "templates": problem.templates,
         "sample": problem.sample,
         "findings": [finding_to_dict(finding) for finding in problem.findings],
@@ -507,7 +540,7 @@ def report_to_csv(report: Report) -> str:
     writer.writeheader()
     for rank, problem in enumerate(report.problems, start=1):
         record = _problem_to_dict(rank, problem)
-        record["workloads"] = [f"{w['kind']}/{w['namespace']}/{w['name']}" for w in record["workloads"]]
+        record["workloads"] = record["services"]
         record["findings"] = problem.finding_kinds
         writer.writerow({column: csv_text(_csv_cell(record[column])) for column in CSV_COLUMNS})
     return buffer.getvalue()
@@ -559,7 +592,7 @@ def report_to_text(report: Report) -> str:
             f"  Count: {_occurrences(problem.count)}",
             f"  First: {isoformat(problem.first_seen)}",
             f"  Last: {isoformat(problem.last_seen)}",
-            f"  Services: {', '.join(map(str, problem.workloads))}",
+            f"  Services: {', '.join(problem.services)}",
             f"  Status: {problem.status}"
             + (f" (known since {isoformat(problem.known_since)})" if problem.known_since else ""),
             f"  Severity: {problem.severity} (score {problem.score:g})",

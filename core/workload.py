@@ -1,7 +1,13 @@
 """Workload attribution: the Kubernetes workload that really produced a log line, never the shipper.
 
 First rule that applies:
-1. Owner fields the shipper added (ECS `kubernetes.deployment.name`, `kubernetes.job.name` …).
+1. Owner fields the shipper added (`FieldMap.owners`), most specific first: Job, StatefulSet,
+   DaemonSet, Deployment, ReplicaSet (→ its Deployment, without `-<pod-template-hash>`), a
+   `Kind/name` reference (Vector's `kubernetes.pod_owner`), and last CronJob: with both
+   `kubernetes.job.name` and `kubernetes.cronjob.name` (Filebeat's `add_resource_metadata.cronjob`)
+   the event is the Job's, and a CronJob field alone still gives the Job when the pod name holds one
+   of that CronJob's Jobs. So the same pod through Filebeat and through Fluent Bit (no owner fields)
+   is one workload.
 2. Labels: `job-name` → Job; `statefulset.kubernetes.io/pod-name` → StatefulSet;
    `controller-revision-hash` + `pod-template-generation` → DaemonSet; `pod-template-hash` →
    Deployment (pod name without `-<hash>-<5 chars>`).
@@ -10,9 +16,10 @@ First rule that applies:
    DaemonSet when `<name>` is a known node agent (`NODE_AGENTS`), else Job; anything else → kind
    `Pod` named after the pod.
 A failing Job is attributed to the Job itself (`Job/<namespace>/<job name>`, e.g.
-`nightly-settlement-29384720`), the object an operator inspects with `kubectl describe job`; the
-problem id (what the registry keys on) does not contain the workload, so a new Job name every run
-adds a workload to the problem, not a new problem.
+`nightly-settlement-29384720`), the object an operator inspects with `kubectl describe job`; its
+CronJob is `Workload.cronjob`, read from the Job's name, and reports group a CronJob's Jobs under it.
+The problem id (what the registry keys on) does not contain the workload, so a new Job name every
+run adds a workload to the problem, not a new problem.
 
 Shippers and scrapers (`SHIPPERS`: fluent-bit, kube-state-metrics, prometheus …) log lines that are
 about other workloads. When the emitting workload, container or app is one of them and the message
@@ -28,6 +35,7 @@ import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
+from core.layout import OWNER_KINDS, OWNER_REFERENCE
 from core.model import Workload
 
 SHIPPERS = (
@@ -70,7 +78,10 @@ def attributed(
     """(workload, app, whether it is a shipper) of a pod: a pure function of few distinct inputs (the
     pods of the range), so it is worked out once per pod instead of once per event."""
     label_map = dict(labels)
-    workload = attribute(namespace, pod, container, label_map, dict(owners))
+    owner_map: dict[str, str] = {}
+    for kind, name in owners:  # the first path present for a kind wins, as for every other field
+        owner_map.setdefault(kind, name)
+    workload = attribute(namespace, pod, container, label_map, owner_map)
     app = _app(label_map) or workload.name
     return workload, app, is_shipper(workload.name, container, app)
 
@@ -99,8 +110,9 @@ def attribute(
     """The workload that runs `pod`, from owner fields, then labels, then the pod name."""
     labels = labels or {}
     if owners:
-        kind, name = next(iter(owners.items()))
-        return job_workload(namespace, name) if kind == "Job" else Workload(kind, namespace, name)
+        owned = workload_of_owners(namespace, pod, labels, owners)
+        if owned is not None:
+            return owned
     job = labels.get("job-name") or labels.get("batch-kubernetes-io/job-name")
     if job:
         return job_workload(namespace, job)
@@ -115,6 +127,48 @@ def attribute(
     if pod:
         return workload_of_pod(namespace, pod)
     return Workload("Unknown", namespace, container or _app(labels) or "unknown")
+
+
+_WORKLOAD_KINDS = frozenset({"Job", "CronJob", "StatefulSet", "DaemonSet", "Deployment", "ReplicaSet"})
+_REPLICASET_HASH = re.compile(r"^(?P<name>[a-z0-9][-a-z0-9]*?)-[bcdfghjklmnpqrstvwxz2456789]{5,10}$")
+
+
+def workload_of_owners(
+    namespace: str, pod: str, labels: Mapping[str, str], owners: Mapping[str, str]
+) -> Workload | None:
+    """The workload the owner fields name (kind → name, kinds of `OWNER_KINDS`), the most specific
+    first; None when they name none (a reference to a Node, say, for a static pod)."""
+    for kind in OWNER_KINDS:
+        name = owners.get(kind)
+        if not name:
+            continue
+        if kind == OWNER_REFERENCE:
+            kind, _, name = name.partition("/")
+            if kind not in _WORKLOAD_KINDS or not name:
+                continue
+        if kind == "ReplicaSet":
+            deployment = _deployment_of(name, labels.get("pod-template-hash"))
+            return (
+                Workload("Deployment", namespace, deployment)
+                if deployment
+                else Workload(kind, namespace, name)
+            )
+        if kind == "CronJob":
+            from_pod = workload_of_pod(namespace, pod) if pod else None
+            if from_pod is not None and from_pod.cronjob == name:
+                return from_pod
+            return Workload("CronJob", namespace, name)
+        return Workload(kind, namespace, name)
+    return None
+
+
+def _deployment_of(replicaset: str, template_hash: str | None) -> str | None:
+    """The Deployment of a ReplicaSet: its name without `-<pod-template-hash>`; None for a name
+    without one (a ReplicaSet of no Deployment)."""
+    if template_hash and replicaset.endswith(f"-{template_hash}"):
+        return replicaset[: -len(template_hash) - 1]
+    found = _REPLICASET_HASH.match(replicaset)
+    return found.group("name") if found else None
 
 
 def workload_of_pod(namespace: str, pod: str) -> Workload:

@@ -422,12 +422,37 @@ def test_field_paths_are_configurable_over_a_preset(tmp_path):
     )
 
 
-def test_a_field_map_without_a_preset_names_the_settings(demo_file, tmp_path):
+def test_a_field_map_with_auto_applies_over_every_detected_preset(tmp_path):
+    # One index pattern, two shippers, the application's message in `msg` under both.
+    log_file = tmp_path / "mixed.ndjson"
+    ecs = {
+        "@timestamp": "2026-02-09T08:00:00Z",
+        "msg": "ERROR settlement 42 failed for merchant 7",
+        "kubernetes": {"namespace": "batch-processing", "pod": {"name": "settlement-7d9fbc5d8b-x2k4q"}},
+    }
+    vector = {
+        "timestamp": "2026-02-09T08:01:00Z",
+        "msg": "ERROR statement 9 export failed",
+        "kubernetes": {
+            "pod_namespace": "cards",
+            "pod_name": "api-7d4b9c6f5-q8w2e",
+            "pod_owner": "ReplicaSet/api-7d4b9c6f5",
+        },
+    }
+    log_file.write_text(json.dumps(ecs) + "\n" + json.dumps(vector) + "\n")
+    env = environment(tmp_path, log_file) | {"ES_FIELD_MAP": '{"message": "msg"}'}
+    result = run(backfill_command, ["--days", "1", "--output", str(tmp_path / "r"), "--now", NOW], env)
+    assert result.exit_code == 0, result.output
+    assert "Events fetched: 2" in result.output
+    assert "skipped" not in result.output.split("Events fetched")[1].split("\n")[0]
+
+
+def test_a_field_map_naming_no_field_names_the_setting(demo_file, tmp_path):
     path, _ = demo_file
-    env = environment(tmp_path, path) | {"ES_FIELD_MAP": '{"message": "msg"}'}
+    env = environment(tmp_path, path) | {"ES_FIELD_MAP": '{"mesage": "msg"}'}
     result = CliRunner().invoke(backfill_command, ["--days", "1", "--now", NOW], env=env)
     assert result.exit_code == 2
-    assert "ES_FIELD_MAP" in result.output and "ES_FIELD_PRESET" in result.output
+    assert "ES_FIELD_MAP" in result.output and "mesage" in result.output
 
 
 def test_a_backfill_stores_the_trace_ids_and_then_lets_them_go(demo_file, tmp_path):

@@ -327,14 +327,19 @@ def test_txt_has_the_sections_in_order(files: dict[str, Path]) -> None:
 def test_json_validates_against_the_schema(files: dict[str, Path]) -> None:
     document = json.loads(files["json"].read_text(encoding="utf-8"))
     jsonschema.validate(document, SCHEMA, cls=jsonschema.Draft202012Validator)
-    assert document["schema_version"] == "1.1"
+    assert document["schema_version"] == "1.2"
     assert document["range"] == {
         "start": "2026-02-09T00:00:00Z",
         "end": "2026-02-10T00:00:00Z",
         "label": "Backfill Analysis: 2026-02-09",
     }
     db = document["problems"][0]
-    assert db["workloads"][0] == {"kind": "Deployment", "namespace": "batch-a", "name": "etl"}
+    assert db["workloads"][0] == {
+        "kind": "Deployment",
+        "namespace": "batch-a",
+        "name": "etl",
+        "cronjob": None,
+    }
     assert document["chains"][0]["root"]["problem_id"] == DB
     assert document["run"]["registry_updates"] == 6
 
@@ -401,3 +406,46 @@ def test_long_samples_are_cut_after_redaction() -> None:
     report = scenario_report(incidents=incidents)
     assert len(report.problems[0].sample) == 500
     assert "4111" not in report.problems[0].sample
+
+
+def test_a_cronjobs_jobs_are_one_services_entry_in_every_output(tmp_path: Path) -> None:
+    # One problem over a day of a CronJob running every hour: 24 Jobs, one Services entry. The JSON
+    # keeps each Job and says whose it is.
+    from core.publish.render import confluence_daily_page
+
+    jobs = [
+        dataclasses.replace(
+            incident(DB, "high", hour=hour, namespace="batch-processing", workload="", count=2),
+            workload_kind="Job",
+            workload_name=f"statement-export-{29936280 + 60 * hour}",
+        )
+        for hour in range(24)
+    ]
+    single = dataclasses.replace(
+        incident(DB, "high", hour=3, namespace="batch", workload="", count=1),
+        workload_kind="Job",
+        workload_name="nightly-settlement-29936280",
+    )
+    api = incident(DB, "high", hour=4, namespace="cards", workload="api", count=1)
+    report = scenario_report(incidents=[*jobs, single, api], detection=Detection([], []), chains=[])
+    expected = [
+        "CronJob/batch-processing/statement-export (24 Jobs)",
+        "Deployment/cards/api",
+        "Job/batch/nightly-settlement-29936280 of CronJob nightly-settlement",
+    ]
+    (problem,) = report.problems
+    assert problem.services == expected
+    files = write_reports(report, tmp_path)
+    assert f"  Services: {', '.join(expected)}" in files["txt"].read_text()
+    assert pd.read_csv(files["csv"], keep_default_na=False).loc[0, "workloads"] == "; ".join(expected)
+    document = json.loads(files["json"].read_text())
+    jsonschema.validate(document, SCHEMA, cls=jsonschema.Draft202012Validator)
+    record = document["problems"][0]
+    assert record["services"] == expected
+    assert len(record["workloads"]) == 26
+    assert {w["cronjob"] for w in record["workloads"] if w["namespace"] == "batch-processing"} == {
+        "statement-export"
+    }
+    page = confluence_daily_page(report, chart_filename=None)
+    assert "CronJob/batch-processing/statement-export (24 Jobs)" in page
+    assert "statement-export-2993" not in page

@@ -121,7 +121,7 @@ def confluence_daily_page(
                     p.count,
                     p.first_seen,
                     p.last_seen,
-                    p.workloads,
+                    p.services,
                     p.finding_kinds,
                     p.sample,
                     "; ".join(p.remediation),
