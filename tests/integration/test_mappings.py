@@ -18,6 +18,8 @@ from core.fetch import ElasticsearchSource
 from core.layout import LevelField
 from core.model import InputStats
 
+pytestmark = pytest.mark.every_elasticsearch  # the 8 and the 9 node
+
 START = datetime(2026, 2, 9, 8, 0, tzinfo=UTC)
 END = START + timedelta(hours=1)
 INSIDE = START + timedelta(minutes=20)

@@ -26,6 +26,8 @@ from core.store import Store
 from .conftest import TEST_INDEX_PREFIX
 from .faulty_proxy import FaultyProxy
 
+pytestmark = pytest.mark.every_elasticsearch  # the 8 and the 9 node
+
 DAY = date(2026, 2, 9)
 START = datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC)
 END = START + timedelta(days=1)

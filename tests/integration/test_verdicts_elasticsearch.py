@@ -11,6 +11,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner, Result
 from elasticsearch import Elasticsearch
 from elasticsearch.helpers import bulk
@@ -19,6 +20,8 @@ from core.cli import backfill_command, main
 from core.store import Store
 
 from .conftest import TEST_INDEX_PREFIX, PostgresUrls
+
+pytestmark = pytest.mark.every_elasticsearch  # the 8 and the 9 node
 
 DAY = date(2026, 2, 9)
 
