@@ -8,6 +8,7 @@ reports, and where the indices of one pattern disagree, once per type, limited t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -96,6 +97,8 @@ def _error_level(level: LevelField, kind: str) -> dict | None:
     path = level.path
     if kind in KEYWORD_TYPES:
         words = [{"term": {path: {"value": word, "case_insensitive": True}}} for word in sorted(ERROR_LEVELS)]
+        if level.error_numbers is not None:
+            words.extend(_numbers_as_text(path, level.error_numbers))
         return {"bool": {"should": words, "minimum_should_match": 1}}
     if kind in TEXT_TYPES:  # analysed: the words match whatever their case
         return {"match": {path: {"query": " ".join(sorted(ERROR_LEVELS)), "operator": "or"}}}
@@ -104,6 +107,31 @@ def _error_level(level: LevelField, kind: str) -> dict | None:
         bounds = {name: value for name, value in (("gte", low), ("lte", high)) if value is not None}
         return {"range": {path: bounds}}
     return None
+
+
+def _numbers_as_text(path: str, error_numbers: tuple[float | None, float | None]) -> list[dict]:
+    """The clause for error numbers a keyword field holds as text (pino's `50` indexed into a template
+    that maps `level` as a keyword): whole numbers only, compared as numbers, not as strings."""
+    low, high = (None if bound is None else math.ceil(bound) for bound in error_numbers)
+    low = max(low or 0, 0)
+    if high is not None:
+        values = [str(n) for n in range(low, high + 1)] if high - low < 100 else []
+        return [{"terms": {path: values}}] if values else []
+    return [{"regexp": {path: at_least(low)}}]
+
+
+def at_least(low: int) -> str:
+    """A Lucene regular expression of the whole numbers (decimal, no leading zeros) >= `low`: `5[0-9]`,
+    `[6-9][0-9]` and every longer number for 50."""
+    digits = str(low)
+    shapes = [
+        digits[:i]
+        + (f"[{digit}-9]" if i == len(digits) - 1 else f"[{int(digit) + 1}-9][0-9]{{{len(digits) - i - 1}}}")
+        for i, digit in enumerate(digits)
+        if i == len(digits) - 1 or digit != "9"
+    ]
+    shapes.append(f"[1-9][0-9]{{{len(digits)},}}")
+    return "|".join(shapes)
 
 
 def _time(path: str, start: datetime, end: datetime, kind: str) -> dict | None:

@@ -3,9 +3,10 @@ its indices where the indices disagree; no clause a type would reject."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
-from core.es_query import error_query, field_types, time_range
+from core.es_query import at_least, error_query, field_types, time_range
 from core.layout import LevelField
 
 START = datetime(2026, 2, 9, 8, 0, tzinfo=UTC)
@@ -68,3 +69,17 @@ def test_timestamps_are_ranged_as_dates_epoch_millis_or_iso_strings() -> None:
         {"range": {"timestamp": {"gte": 1770624000000, "lt": 1770627600000}}},
         {"range": {"time": {"gte": "2026-02-09T08:00:00", "lt": "2026-02-09T09:00:00"}}},
     ]
+
+
+def test_a_keyword_level_with_a_numeric_convention_also_matches_those_numbers_as_text() -> None:
+    types = field_types(caps(level={"keyword": None}, code={"keyword": None}))
+    query = error_query(types, [LevelField("level", (50, None)), LevelField("code", (0, 3))], [], START, END)
+    level, code = (clause["bool"]["should"][-1] for clause in query["bool"]["should"][:2])
+    assert level == {"regexp": {"level": at_least(50)}}
+    assert code == {"terms": {"code": ["0", "1", "2", "3"]}}
+
+
+def test_at_least_matches_exactly_the_whole_numbers_from_its_bound() -> None:
+    for low in (0, 3, 9, 17, 50, 99, 100, 109, 190):
+        whole = re.compile(f"(?:{at_least(low)})")
+        assert [n for n in range(1500) if whole.fullmatch(str(n))] == list(range(low, 1500)), low

@@ -1,7 +1,8 @@
 """The Elasticsearch source reads one index pattern whose indices map the same fields as different
 types (needs Elasticsearch): `level` a long (pino through Fluent Bit's dynamic mapping: 50 is an
-error), text and keyword; `timestamp` an epoch-millis long (Vector, `timestamp_format = "unix_ms"`).
-The right documents are fetched and counted, and no shard fails."""
+error), text, and keyword (words, and pino's numbers as text); `timestamp` an epoch-millis long
+(Vector, `timestamp_format = "unix_ms"`). The right documents are fetched and counted, and no shard
+fails."""
 
 from __future__ import annotations
 
@@ -76,6 +77,10 @@ INDICES = {
         {
             "keyword-error": ({"@timestamp": iso(INSIDE), "level": "Error", "log": "x"} | pod("d"), 1, 1),
             "keyword-info": ({"@timestamp": iso(INSIDE), "level": "info", "log": "y"} | pod("d"), 0, 1),
+            # pino's numbers indexed as keywords (a template that maps `level` as keyword)
+            "keyword-60": ({"@timestamp": iso(INSIDE), "level": 60, "msg": "exiting"} | pod("d"), 1, 1),
+            "keyword-100": ({"@timestamp": iso(INSIDE), "level": 100, "msg": "custom"} | pod("d"), 1, 1),
+            "keyword-30": ({"@timestamp": iso(INSIDE), "level": 30, "msg": "request done"} | pod("d"), 0, 1),
         },
     ),
 }
