@@ -138,7 +138,7 @@ def _time(path: str, start: datetime, end: datetime, kind: str) -> dict | None:
     if kind in DATE_TYPES:
         return {"range": {path: {"gte": _iso_time(start), "lt": _iso_time(end), "format": ISO_FORMAT}}}
     if kind in NUMERIC_TYPES:  # epoch milliseconds (Vector's `timestamp_format = "unix_ms"`)
-        return {"range": {path: {"gte": epoch_millis(start), "lt": epoch_millis(end)}}}
+        return {"range": {path: {"gte": _epoch_millis(start), "lt": _epoch_millis(end)}}}
     if kind in KEYWORD_TYPES:  # ISO strings in UTC, as shippers write them, sort as their times do
         return {"range": {path: {"gte": _sortable(start), "lt": _sortable(end)}}}
     return None
@@ -148,13 +148,14 @@ def _iso_time(dt: datetime) -> str:
     return utc(dt).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def epoch_millis(dt: datetime) -> int:
+def _epoch_millis(dt: datetime) -> int:
     return (utc(dt) - _EPOCH) // timedelta(milliseconds=1)
 
 
 def _sortable(dt: datetime) -> str:
-    """A bound that sorts among ISO strings as its time does: no fraction when it has none, so that
-    `…T09:00:00Z` is not before the bound `…T09:00:00` (a `Z` sorts after the `.` of a fraction)."""
+    """A bound that sorts among ISO strings as its time does: no fraction when it has none, so that every
+    string of that second (`…T09:00:00Z`, `…T09:00:00+00:00`, `…T09:00:00.5Z`) sorts after it; with
+    `.000000Z` the `+` one would sort before."""
     moment = utc(dt)
     return moment.strftime("%Y-%m-%dT%H:%M:%S" + (".%f" if moment.microsecond else ""))
 
