@@ -15,7 +15,7 @@ from elasticsearch import Elasticsearch
 from elasticsearch.helpers import bulk
 
 from core import layout
-from core.fetch import ElasticsearchSource
+from core.fetch import ElasticsearchSource, SourceUnavailable
 from core.layout import LevelField
 from core.model import InputStats
 
@@ -140,3 +140,25 @@ def test_split_parts_read_the_same_documents(es_client: Elasticsearch, es_url: s
     with source.split(START, END, 2) as parts:
         ids = sorted(hit["_id"] for part in parts for hit in part(InputStats()))
     assert ids == expected(1)
+
+
+def test_an_index_whose_field_types_cannot_be_read_fails_the_range_naming_it(
+    es_client: Elasticsearch, pattern: str
+) -> None:
+    # A shard that is not allocated anywhere (as after losing the node that held it): _field_caps
+    # cannot answer for its index, and a query built without its types could fail it or miss documents.
+    unassigned = pattern.removesuffix("*") + "unassigned"
+    es_client.indices.create(
+        index=unassigned,
+        settings={"index.routing.allocation.require._name": "no-such-node"},
+        wait_for_active_shards="0",
+    )
+    try:
+        source = ElasticsearchSource(es_client, pattern)
+        unreadable = f"could not read the mapping of index {unassigned}: no_shard_available_action_exception"
+        with pytest.raises(SourceUnavailable, match=unreadable):
+            list(source.fetch(START, END, InputStats()))
+        with pytest.raises(SourceUnavailable, match=unreadable):
+            source.volume(START, END, enough=100)
+    finally:
+        es_client.indices.delete(index=unassigned, ignore_unavailable=True)
