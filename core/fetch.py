@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 import msgspec
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
+from core.es_query import FieldTypes, error_query, field_types, time_range
 from core.model import InputStats, utc
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
 
     from core.config import Settings
-    from core.layout import FieldMap, Layout
+    from core.layout import FieldMap, Layout, LevelField
 
 KEEP_ALIVE = "2m"
 """How long a PIT lives between two pages of a slice: a page is consumed in seconds, and a crashed run's
@@ -308,8 +309,9 @@ class ElasticsearchSource:
     queue, `_source` limited to the fields the pipeline uses and the response to the hits
     (`filter_path`). The PIT is closed at the end, on errors and when the reader stops early.
 
-    The query is the time range plus the error levels; documents with no level field at all
-    (Fluent Bit's raw `log` lines) are fetched too and normalize infers their level, so this path
+    The query is the time range plus the error levels of `LEVEL_FIELDS`, each clause built for the
+    type `_field_caps` reports for its field (`core/es_query.py`); documents with no level field at
+    all (Fluent Bit's raw `log` lines) are fetched too and normalize infers their level, so this path
     and the file path accept exactly the same events. Transient failures (timeouts, 429, 502–504)
     are retried by the client; a search with `search_after` is idempotent, so a retried page is
     the same page.
@@ -365,9 +367,8 @@ class ElasticsearchSource:
         that matches no index (`allow_no_indices` off) and a shard that fails the range's query."""
         from elasticsearch import ApiError, NotFoundError, TransportError
 
-        bounds = {"gte": _es_time(start), "lt": _es_time(end)}
-        fields = self.timestamp_fields or sorted({f for layout in self._layouts() for f in layout.timestamp})
-        query = {"bool": {"should": [{"range": {f: bounds}} for f in fields], "minimum_should_match": 1}}
+        fields = self._timestamp_fields()
+        query = time_range(self._field_types(fields), fields, start, end)
         try:
             response = _retrying(self.client.count)(
                 index=self.index, query=query, allow_no_indices=False, ignore_unavailable=False
@@ -386,23 +387,50 @@ class ElasticsearchSource:
 
         return list(field_maps(self.layout))
 
-    def query(self, start: datetime, end: datetime) -> dict:
-        from core.layout import ERROR_LEVELS
-
-        layouts = self._layouts()
-        level_fields = sorted({f for layout in layouts for f in layout.level})
-        levels = [
-            {"term": {f: {"value": level, "case_insensitive": True}}}
-            for f in level_fields
-            for level in sorted(ERROR_LEVELS)
-        ]
-        no_level = {"bool": {"must_not": [{"exists": {"field": f}} for f in level_fields]}}
+    def _timestamp_fields(self) -> list[str]:
         # Fluent Bit documents may carry only `time`: the range covers every timestamp field the
         # layouts know, as normalize and the file source do.
-        bounds = {"gte": _es_time(start), "lt": _es_time(end)}
-        fields = self.timestamp_fields or sorted({f for layout in layouts for f in layout.timestamp})
-        time_range = {"bool": {"should": [{"range": {f: bounds}} for f in fields], "minimum_should_match": 1}}
-        return {"bool": {"filter": [time_range], "should": [*levels, no_level], "minimum_should_match": 1}}
+        known = {f for layout in self._layouts() for f in layout.timestamp}
+        return list(self.timestamp_fields) or sorted(known)
+
+    def _level_fields(self) -> list[LevelField]:
+        """The level fields of every layout read (`level_fields`: the shared `LEVEL_FIELDS` unless
+        `ES_FIELD_MAP` names others), so the query keeps what normalize keeps."""
+        from core.layout import level_fields
+
+        fields: dict[str, LevelField] = {}
+        for layout in self._layouts():
+            for level in level_fields(layout.level):
+                fields.setdefault(level.path, level)
+        return list(fields.values())
+
+    def query(self, start: datetime, end: datetime) -> dict:
+        """The range's error documents, each clause built for the type the indices map its field as."""
+        levels, timestamps = self._level_fields(), self._timestamp_fields()
+        types = self._field_types([*timestamps, *(level.path for level in levels)])
+        return error_query(types, levels, timestamps, start, end)
+
+    def _field_types(self, fields: list[str]) -> FieldTypes:
+        """How the indices the pattern resolves to now map `fields`: one `_field_caps` request, read
+        for each range (a new day's index may map a field anew). An index whose mapping cannot be read
+        fails the range: a query built without it could fail its shards or miss its documents."""
+        from elasticsearch import ApiError, TransportError
+
+        try:
+            caps = _retrying(self.client.field_caps)(
+                index=self.index, fields=sorted(set(fields)), ignore_unavailable=True, allow_no_indices=True
+            ).body
+        except (ApiError, TransportError) as exc:
+            raise self._unreachable(exc) from None
+        failures = caps.get("failures") or []
+        if failures:
+            indices = sorted({i for failure in failures for i in failure.get("indices") or ()})
+            error = (failures[0].get("failure") or {}).get("error") or {}
+            raise SourceUnavailable(
+                f"{self._named()} could not read the mapping of index {', '.join(indices) or '?'}: "
+                f"{error.get('type', 'unknown')}: {_shortened(str(error.get('reason', '')))}"
+            )
+        return field_types(caps)
 
     def source_fields(self) -> list[str]:
         paths = set()
@@ -444,18 +472,19 @@ class ElasticsearchSource:
         """One PIT, opened here and closed when the parts are read; part i reads its slice i of n,
         sliced by `SLICE_FIELD`."""
         self._client_factory()  # before a PIT is opened: fails if the workers could not connect
+        request = self._request(start, end)  # here, with this process's client: once, not once per worker
         with self._point_in_time() as pit:
-            yield [partial(self.fetch_slice, pit, i, parts, start, end) for i in range(parts)]
+            yield [partial(self.fetch_slice, pit, i, parts, request) for i in range(parts)]
 
     def fetch_slice(
-        self, pit: str, slice_id: int, slices: int, start: datetime, end: datetime, stats: InputStats
+        self, pit: str, slice_id: int, slices: int, request: dict, stats: InputStats
     ) -> Iterator[dict]:
         """Slice `slice_id` of `slices` of an open PIT, read page by page with a new client of its own."""
         from elasticsearch import ApiError, TransportError
 
         client = self._client_factory()()
         try:
-            for page in self._slice_pages(client, pit, _slice(slice_id, slices), self._request(start, end)):
+            for page in self._slice_pages(client, pit, _slice(slice_id, slices), request):
                 stats.fetched += len(page)
                 yield from page
         except (ApiError, TransportError) as exc:
@@ -618,10 +647,6 @@ def _merge(readers: list[Iterator[list[dict]]]) -> Iterator[list[dict]]:
         while any(t.is_alive() for t in threads):
             with contextlib.suppress(queue.Empty):
                 pages.get(timeout=0.1)
-
-
-def _es_time(dt: datetime) -> str:
-    return utc(dt).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _check_shards(response: dict) -> None:

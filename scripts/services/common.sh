@@ -21,15 +21,16 @@ PG_DDL_PASSWORD=local-test-only-ddl-password
 PG_APP_PASSWORD=local-test-only-app-password
 PG_TEST_ADMIN_PASSWORD=local-test-only-admin-password
 
-# The newest 8.x on Maven Central that runs on JDK 17 (9.x needs JDK 21); see docs/services.md.
-ES_VERSION="${AILOG_ES_VERSION:-8.19.21}"
-ES_ARTIFACT="org.elasticsearch.distribution.integ-test-zip:elasticsearch:${ES_VERSION}:zip"
+# Two nodes, one per major version the analyzer supports: the tests that touch the query run on both.
+# 8: the newest 8.x on Maven Central, on the machine's JDK 17. 9: a 9.x, which needs JDK 21 or newer:
+# the second JDK these machines carry. See docs/services.md.
+ES8_VERSION="${AILOG_ES_VERSION:-8.19.21}"
+ES8_PORT="${AILOG_ES_PORT:-9200}"
+ES9_VERSION="${AILOG_ES9_VERSION:-9.2.4}"
+ES9_PORT="${AILOG_ES9_PORT:-9201}"
+ES9_JAVA_HOME="${AILOG_ES9_JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"
 ES_HOST=127.0.0.1
-ES_PORT="${AILOG_ES_PORT:-9200}"
-ES_URL="http://${ES_HOST}:${ES_PORT}"
-ES_HOME="${AILOG_CACHE_DIR}/elasticsearch-${ES_VERSION}"
-ES_STATE_DIR="${AILOG_STATE_DIR}/elasticsearch"
-ES_PID_FILE="${ES_STATE_DIR}/elasticsearch.pid"
+ES_NODES=(8 9)
 ES_START_TIMEOUT="${AILOG_ES_START_TIMEOUT:-180}"
 ES_HEAP="${AILOG_ES_HEAP:-512m}"
 # Elasticsearch refuses to run as root, so root runs it as this unprivileged system user.

@@ -30,7 +30,11 @@ DDL_ROLE = "role_ailog_analyzer_ddl"
 TEST_INDEX_PREFIX = "logs-k8s-test-"
 
 POSTGRES_FIXTURES = {"postgres_server", "postgres_urls", "postgres_databases"}
-ELASTICSEARCH_FIXTURES = {"es_url", "es_client", "index_documents"}
+ELASTICSEARCH_FIXTURES = {"es_version", "es_url", "es_client", "index_documents"}
+
+ES_URL_SETTINGS = {"8": "TEST_ES_URL", "9": "TEST_ES9_URL"}
+"""The Elasticsearch major versions the analyzer supports, each with its node from scripts/services.sh.
+A test marked `every_elasticsearch` runs against each; any other test against the 8 node."""
 
 IndexDocuments = Callable[[Iterable[Mapping[str, Any]]], str]
 
@@ -65,6 +69,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.postgres)
         if fixtures & ELASTICSEARCH_FIXTURES:
             item.add_marker(pytest.mark.elasticsearch)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marked = metafunc.definition.get_closest_marker("every_elasticsearch")
+    if marked and "es_version" in metafunc.fixturenames:
+        versions = list(ES_URL_SETTINGS)
+        ids = [f"es{version}" for version in versions]
+        metafunc.parametrize("es_version", versions, indirect=True, scope="session", ids=ids)
 
 
 def _service_settings() -> dict[str, str]:
@@ -154,14 +166,26 @@ def postgres_urls(postgres_databases: FreshDatabase) -> PostgresUrls:
 
 
 @pytest.fixture(scope="session")
-def es_url(service_settings: dict[str, str]) -> str:
-    url = service_settings["TEST_ES_URL"]
+def es_version(request: pytest.FixtureRequest) -> str:
+    """The major version of the node the test runs against."""
+    return getattr(request, "param", "8")
+
+
+@pytest.fixture(scope="session")
+def es_url(service_settings: dict[str, str], es_version: str) -> str:
+    url = service_settings[ES_URL_SETTINGS[es_version]]
     try:
         # Not info(): the integ-test-zip distribution has no `GET /` (the rest-root module is missing).
         with Elasticsearch(url, request_timeout=5) as probe:
             probe.cluster.health()
+            nodes = probe.nodes.info(node_id="_local")["nodes"].values()
     except (es_exceptions.ConnectionError, es_exceptions.ApiError) as error:
-        pytest.fail(f"Elasticsearch is not reachable at {url} ({error}); {START_HINT}", pytrace=False)
+        pytest.fail(
+            f"Elasticsearch {es_version} is not reachable at {url} ({error}); {START_HINT}", pytrace=False
+        )
+    versions = [node["version"] for node in nodes]
+    if [v.split(".")[0] for v in versions] != [es_version]:
+        pytest.fail(f"the Elasticsearch {es_version} node at {url} runs {versions}", pytrace=False)
     return url
 
 

@@ -24,6 +24,8 @@ from core.fetch import ElasticsearchSource, SourceUnavailable, client_options
 from core.model import InputStats
 from core.normalize import normalize
 
+pytestmark = pytest.mark.every_elasticsearch  # the 8 and the 9 node
+
 START = datetime(2026, 2, 9, 8, 0, tzinfo=UTC)
 END = START + timedelta(hours=1)
 

@@ -26,6 +26,8 @@ from core.store import Store
 from .conftest import TEST_INDEX_PREFIX
 from .faulty_proxy import FaultyProxy
 
+pytestmark = pytest.mark.every_elasticsearch  # the 8 and the 9 node
+
 DAY = date(2026, 2, 9)
 START = datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC)
 END = START + timedelta(days=1)
@@ -124,7 +126,7 @@ def test_a_node_lost_while_workers_read_fails_the_day_with_the_clear_error(
 ) -> None:
     with FaultyProxy(es_url).running() as proxy:
         settings = {"BASELINE_DAYS": "0", "ES_PAGE_SIZE": "100"}
-        proxy.fail_after(3)  # the point-in-time and two pages, then the node is gone
+        proxy.fail_after(5)  # the count and the search, each after its _field_caps, and a page: then gone
         failed = backfill(proxy.url, demo_index, tmp_path, 2, **settings)
         assert failed.exit_code == 1, failed.output
         assert proxy.dropped > 0

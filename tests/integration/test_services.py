@@ -1,5 +1,5 @@
-"""The test servers behave like production: PostgreSQL's DDL/DML split, and Elasticsearch 8 with the
-logs-k8s template indexing both the ECS and the Fluent Bit layout."""
+"""The test servers behave like production: PostgreSQL's DDL/DML split, and Elasticsearch with the
+logs-k8s template indexing both the ECS and the Fluent Bit layout, on the 8 and the 9 node."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +11,8 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import ProgrammingError
 
 from .conftest import DDL_ROLE, IndexDocuments, PostgresServer, PostgresUrls
+
+pytestmark = pytest.mark.every_elasticsearch  # the Elasticsearch tests: the 8 and the 9 node
 
 
 @contextmanager
@@ -84,10 +86,10 @@ def test_the_long_lived_database_has_the_same_split(postgres_server: PostgresSer
         assert connection.execute(text("SELECT has_schema_privilege('public', 'CREATE')")).scalar_one()
 
 
-def test_node_is_elasticsearch_8(es_client: Elasticsearch) -> None:
+def test_each_node_runs_its_major_version(es_client: Elasticsearch, es_version: str) -> None:
     versions = [node["version"] for node in es_client.nodes.info(node_id="_local")["nodes"].values()]
     assert len(versions) == 1
-    assert versions[0].startswith("8."), versions
+    assert versions[0].startswith(f"{es_version}."), versions
 
 
 def test_logs_k8s_template_gives_test_indices_no_replicas(

@@ -28,6 +28,7 @@ from integration.conftest import (  # noqa: F401  (fixtures shared with the inte
     PostgresServer,
     es_client,
     es_url,
+    es_version,
     index_documents,
     libpq_url,
     postgres_server,
