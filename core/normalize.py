@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,17 +47,39 @@ def normalize(
     max_message_bytes: int = 65536,
 ) -> Iterator[Event]:
     """Yield one `Event` per usable document; count the others in `stats.skipped` by reason."""
-    for doc in docs:
-        event = to_event(doc, stats, fields, max_message_bytes)
+    for record in _records(docs, stats, fields):
+        event = to_event(record, stats, max_message_bytes)
         if event is not None:
             stats.accepted += 1
             yield event
 
 
-def to_event(
-    doc: Any, stats: InputStats, fields: FieldMap | None = None, max_message_bytes: int = 65536
-) -> Event | None:
-    """The event of one document (a `_source` or a whole hit), or None after counting why it was skipped."""
+@dataclass(slots=True)
+class Record:
+    """A document on its way to an event: where and when it was written, its message, and the document,
+    flattened, for the rest."""
+
+    stream: tuple[str, str, str] | None  # (namespace, pod, container); None without a pod
+    timestamp: datetime
+    message: str | None  # None when the document has no message as text
+    namespace: str
+    pod: str
+    container: str
+    flat: dict[str, Any]
+    layout: FieldMap
+    doc_id: str | None
+
+
+def _records(docs: Iterable[Any], stats: InputStats, fields: FieldMap | None) -> Iterator[Record]:
+    """The documents that have a time and a namespace; the others are counted as skipped."""
+    for doc in docs:
+        record = to_record(doc, stats, fields)
+        if record is not None:
+            yield record
+
+
+def to_record(doc: Any, stats: InputStats, fields: FieldMap | None = None) -> Record | None:
+    """The record of one document (a `_source` or a whole hit), or None after counting why it was skipped."""
     doc_id = None
     if isinstance(doc, dict) and "_source" in doc:
         doc_id = doc.get("_id") if isinstance(doc.get("_id"), str) else None
@@ -79,8 +102,20 @@ def to_event(
     if not namespace:
         stats.skip("missing_namespace")
         return None
+    pod = text(flat, fm.pod) or ""
+    container = text(flat, fm.container) or ""
     message = first(flat, fm.message)
-    if not isinstance(message, str) or not message.strip():
+    if not isinstance(message, str):
+        message = None
+    stream = (namespace, pod, container) if pod else None
+    return Record(stream, timestamp, message, namespace, pod, container, flat, fm, doc_id)
+
+
+def to_event(record: Record, stats: InputStats, max_message_bytes: int = 65536) -> Event | None:
+    """The event of one record, or None after counting why it was skipped."""
+    flat, fm, namespace = record.flat, record.layout, record.namespace
+    message = record.message
+    if message is None or not message.strip():
         stats.skip("missing_message")
         return None
     message = valid_text(message)
@@ -97,8 +132,7 @@ def to_event(
         stats.skip("not_error_level")
         return None
 
-    pod = text(flat, fm.pod) or ""
-    container = text(flat, fm.container) or ""
+    pod, container = record.pod, record.container
     labels = tuple(pod_labels(flat, fm.labels).items())
     owners = tuple((kind, name) for kind, path in fm.owners if path in flat and (name := text(flat, (path,))))
     workload, app, shipper = attributed(namespace, pod, container, labels, owners)
@@ -107,7 +141,7 @@ def to_event(
         if target is not None:
             workload, app = target, target.name
     return Event(
-        timestamp=timestamp,
+        timestamp=record.timestamp,
         namespace=workload.namespace,
         pod=pod,
         container=container,
@@ -117,7 +151,7 @@ def to_event(
         message=message,
         error_type=text(flat, fm.error_type),
         trace_id=text(flat, fm.trace_id),
-        doc_id=doc_id,
+        doc_id=record.doc_id,
     )
 
 
