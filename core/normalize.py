@@ -1,9 +1,10 @@
 """Normalize: turn raw Elasticsearch documents into `Event`s attributed to the workload that produced them.
 
 Where the fields are is the document's layout (`core.layout`); who produced the line is workload
-attribution (`core.workload`). Bad input never raises: the document is skipped and counted in
-`InputStats.skipped` under one of `SKIP_REASONS`. The event's `pod` and `container` always stay the
-emitter's, so the line can be found again.
+attribution (`core.workload`); a stack trace a shipper split into one document per line is joined
+into one record before the level filter (`core.multiline`). Bad input never raises: the document is
+skipped and counted in `InputStats.skipped` under one of `SKIP_REASONS`. The event's `pod` and
+`container` always stay the emitter's, so the line can be found again.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from core.layout import (
     valid_text,
 )
 from core.model import Event, InputStats, utc
+from core.multiline import join_split_traces
 from core.workload import attributed, workload_named_in
 
 SKIP_REASONS = (
@@ -46,8 +48,10 @@ def normalize(
     fields: FieldMap | None = None,
     max_message_bytes: int = 65536,
 ) -> Iterator[Event]:
-    """Yield one `Event` per usable document; count the others in `stats.skipped` by reason."""
-    for record in _records(docs, stats, fields):
+    """Yield one `Event` per usable document, a stack trace split into one document per line being one
+    (`core.multiline`); count the others in `stats.skipped` by reason."""
+    records = _records(docs, stats, fields)
+    for record in join_split_traces(records, stats, max_message_bytes):
         event = to_event(record, stats, max_message_bytes)
         if event is not None:
             stats.accepted += 1
@@ -56,8 +60,8 @@ def normalize(
 
 @dataclass(slots=True)
 class Record:
-    """A document on its way to an event: where and when it was written, its message, and the document,
-    flattened, for the rest."""
+    """A document on its way to an event: what trace joining reads (`core.multiline.Line`) and the
+    document, flattened, for the rest."""
 
     stream: tuple[str, str, str] | None  # (namespace, pod, container); None without a pod
     timestamp: datetime
@@ -106,7 +110,8 @@ def to_record(doc: Any, stats: InputStats, fields: FieldMap | None = None) -> Re
     container = text(flat, fm.container) or ""
     message = first(flat, fm.message)
     if not isinstance(message, str):
-        message = None
+        # An empty line inside a trace is a record with an empty message: it joins the trace.
+        message = "" if message is None and any(flat.get(path) == "" for path in fm.message) else None
     stream = (namespace, pod, container) if pod else None
     return Record(stream, timestamp, message, namespace, pod, container, flat, fm, doc_id)
 
