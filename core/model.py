@@ -151,12 +151,14 @@ class Incident:
 
 @dataclass(slots=True)
 class InputStats:
-    """What the input stages saw: documents read and what was skipped, by reason."""
+    """What the input stages saw: documents read, what was skipped, by reason, and what was joined: every
+    document read is accepted, skipped or joined to the one before it."""
 
     fetched: int = 0
     accepted: int = 0
     skipped: dict[str, int] = field(default_factory=dict)  # reason → count
     truncated: int = 0  # messages cut to the maximum length but kept
+    joined_lines: int = 0  # records that continue the one before them (a split stack trace), joined to it
 
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
@@ -170,6 +172,7 @@ class InputStats:
         self.fetched += other.fetched
         self.accepted += other.accepted
         self.truncated += other.truncated
+        self.joined_lines += other.joined_lines
         for reason, n in other.skipped.items():
             self.skipped[reason] = self.skipped.get(reason, 0) + n
 

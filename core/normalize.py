@@ -1,15 +1,17 @@
 """Normalize: turn raw Elasticsearch documents into `Event`s attributed to the workload that produced them.
 
 Where the fields are is the document's layout (`core.layout`); who produced the line is workload
-attribution (`core.workload`). Bad input never raises: the document is skipped and counted in
-`InputStats.skipped` under one of `SKIP_REASONS`. The event's `pod` and `container` always stay the
-emitter's, so the line can be found again.
+attribution (`core.workload`); a stack trace a shipper split into one document per line is joined
+into one record before the level filter (`core.multiline`). Bad input never raises: the document is
+skipped and counted in `InputStats.skipped` under one of `SKIP_REASONS`. The event's `pod` and
+`container` always stay the emitter's, so the line can be found again.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +30,7 @@ from core.layout import (
     valid_text,
 )
 from core.model import Event, InputStats, utc
+from core.multiline import join_split_traces
 from core.workload import attributed, workload_named_in
 
 SKIP_REASONS = (
@@ -48,18 +51,42 @@ def normalize(
     fields: Layout | None = None,
     max_message_bytes: int = 65536,
 ) -> Iterator[Event]:
-    """Yield one `Event` per usable document; count the others in `stats.skipped` by reason."""
-    for doc in docs:
-        event = to_event(doc, stats, fields, max_message_bytes)
+    """Yield one `Event` per usable document, a stack trace split into one document per line being one
+    (`core.multiline`); count the others in `stats.skipped` by reason."""
+    records = _records(docs, stats, fields)
+    for record in join_split_traces(records, stats, max_message_bytes):
+        event = to_event(record, stats, max_message_bytes)
         if event is not None:
             stats.accepted += 1
             yield event
 
 
-def to_event(
-    doc: Any, stats: InputStats, fields: Layout | None = None, max_message_bytes: int = 65536
-) -> Event | None:
-    """The event of one document (a `_source` or a whole hit), or None after counting why it was skipped."""
+@dataclass(slots=True)
+class Record:
+    """A document on its way to an event: what trace joining reads (`core.multiline.Line`) and the
+    document, flattened, for the rest."""
+
+    stream: tuple[str, str, str] | None  # (namespace, pod, container); None without a pod
+    timestamp: datetime
+    message: str | None  # None when the document has no message as text
+    namespace: str
+    pod: str
+    container: str
+    flat: dict[str, Any]
+    layout: FieldMap
+    doc_id: str | None
+
+
+def _records(docs: Iterable[Any], stats: InputStats, fields: Layout | None) -> Iterator[Record]:
+    """The documents that have a time and a namespace; the others are counted as skipped."""
+    for doc in docs:
+        record = to_record(doc, stats, fields)
+        if record is not None:
+            yield record
+
+
+def to_record(doc: Any, stats: InputStats, fields: Layout | None = None) -> Record | None:
+    """The record of one document (a `_source` or a whole hit), or None after counting why it was skipped."""
     doc_id = None
     if isinstance(doc, dict) and "_source" in doc:
         doc_id = doc.get("_id") if isinstance(doc.get("_id"), str) else None
@@ -82,8 +109,21 @@ def to_event(
     if not namespace:
         stats.skip("missing_namespace")
         return None
+    pod = text(flat, fm.pod) or ""
+    container = text(flat, fm.container) or ""
     message = first(flat, fm.message)
-    if not isinstance(message, str) or not message.strip():
+    if not isinstance(message, str):
+        # An empty line inside a trace is a record with an empty message: it joins the trace.
+        message = "" if message is None and any(flat.get(path) == "" for path in fm.message) else None
+    stream = (namespace, pod, container) if pod else None
+    return Record(stream, timestamp, message, namespace, pod, container, flat, fm, doc_id)
+
+
+def to_event(record: Record, stats: InputStats, max_message_bytes: int = 65536) -> Event | None:
+    """The event of one record, or None after counting why it was skipped."""
+    flat, fm, namespace = record.flat, record.layout, record.namespace
+    message = record.message
+    if message is None or not message.strip():
         stats.skip("missing_message")
         return None
     message = valid_text(message)
@@ -100,8 +140,7 @@ def to_event(
         stats.skip("not_error_level")
         return None
 
-    pod = text(flat, fm.pod) or ""
-    container = text(flat, fm.container) or ""
+    pod, container = record.pod, record.container
     labels = tuple(pod_labels(flat, fm.labels).items())
     owners = tuple((kind, name) for kind, path in fm.owners if path in flat and (name := text(flat, (path,))))
     workload, app, shipper = attributed(namespace, pod, container, labels, owners)
@@ -110,7 +149,7 @@ def to_event(
         if target is not None:
             workload, app = target, target.name
     return Event(
-        timestamp=timestamp,
+        timestamp=record.timestamp,
         namespace=workload.namespace,
         pod=pod,
         container=container,
@@ -120,7 +159,7 @@ def to_event(
         message=message,
         error_type=text(flat, fm.error_type),
         trace_id=text(flat, fm.trace_id),
-        doc_id=doc_id,
+        doc_id=record.doc_id,
     )
 
 
