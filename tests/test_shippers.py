@@ -46,7 +46,10 @@ def test_the_corpus_covers_every_shipper_and_both_outcomes() -> None:
 
 @pytest.mark.parametrize("shipper_case", SINGLE, ids=by_id)
 def test_normalize_reads_each_document_as_a_person_would(shipper_case: ShipperCase) -> None:
-    check_events(shipper_case, normalize(shipper_case.documents, InputStats()))
+    stats = InputStats()
+    check_events(shipper_case, normalize(shipper_case.documents, stats))
+    if not shipper_case.error:  # read, and left out for its level: not dropped as unreadable
+        assert stats.skipped == {"not_error_level": 1}, f"{shipper_case.id}: skipped as {stats.skipped}"
 
 
 def write_ndjson(path: Path, cases: list[ShipperCase] | tuple[ShipperCase, ...]) -> Path:
