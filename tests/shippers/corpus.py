@@ -240,12 +240,16 @@ FILEBEAT_CASES = [
 # elastic/integrations packages/kubernetes/data_stream/container_logs/sample_event.json (the document
 # shape: kubernetes.deployment.name, kubernetes.replicaset.name, labels de-dotted, data_stream.*,
 # input.type filestream) and agent/stream/stream.yml.hbs (the `container` parser, then the
-# `additionalParsersConfig`, where the documented ndjson parser `- ndjson: {target: "", overwrite_keys:
-# true, message_key: message}` lifts a Google-style structured line's keys — `severity`, `message`,
-# `time` — to the top of the document).
+# `additionalParsersConfig`). An `ndjson` parser there with no `target` lifts a Google-style structured
+# line's keys — `severity`, `message`, `time` — to the top of the document, over what Filebeat set (the
+# ECS logging guides' `- ndjson: {overwrite_keys: true, add_error_key: true, expand_keys: true}`,
+# https://www.elastic.co/guide/en/ecs-logging/dotnet/current/_formatters.html); the one the
+# integration's manifest.yml suggests, `- ndjson: {target: json, ignore_decoding_error: true}`, puts them
+# under `json.` and leaves the raw line in `message`.
 ELASTIC_AGENT_SOURCE = (
-    "elastic/integrations packages/kubernetes/data_stream/container_logs/sample_event.json; "
-    'packages/kubernetes/data_stream/container_logs/agent/stream/stream.yml.hbs (ndjson parser, target "")'
+    "elastic/integrations packages/kubernetes/data_stream/container_logs/sample_event.json, "
+    "agent/stream/stream.yml.hbs and manifest.yml (additionalParsersConfig: ndjson); "
+    "https://www.elastic.co/guide/en/ecs-logging/dotnet/current/_formatters.html (ndjson to the root)"
 )
 
 
@@ -343,6 +347,40 @@ ELASTIC_AGENT_CASES = [
         workload="Deployment/checkout/checkout-api",
         error=False,
         message="Retried charge for cart 5522",
+        index="elastic-agent",
+    ),
+    ShipperCase(
+        id="elastic-agent-ndjson-target-json",
+        shipper="Elastic Agent (ndjson parser target: json, as the integration's manifest suggests)",
+        source=ELASTIC_AGENT_SOURCE,
+        documents=(
+            elastic_agent(
+                "03:05:45.500",
+                pod="payment-webhooks-9d7c6b5f48-x4z7q",
+                namespace="checkout",
+                container="payment-webhooks",
+                kubernetes={
+                    "replicaset": {"name": "payment-webhooks-9d7c6b5f48"},
+                    "deployment": {"name": "payment-webhooks"},
+                    "labels": {"app": "payment-webhooks", "pod-template-hash": "9d7c6b5f48"},
+                },
+                message=json.dumps(
+                    {
+                        "severity": "ERROR",
+                        "message": "Refund webhook rejected: signature mismatch",
+                        "time": iso("03:05:45.500"),
+                    }
+                ),
+                json={
+                    "severity": "ERROR",
+                    "message": "Refund webhook rejected: signature mismatch",
+                    "time": iso("03:05:45.500"),
+                },
+            ),
+        ),
+        workload="Deployment/checkout/payment-webhooks",
+        error=True,
+        message="Refund webhook rejected: signature mismatch",
         index="elastic-agent",
     ),
     ShipperCase(
