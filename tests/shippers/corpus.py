@@ -500,7 +500,16 @@ FLUENT_BIT_SOURCE = (
 )
 
 
-def fluent_bit(clock: str, pod: str, namespace: str, container: str, labels: dict, **top: Any) -> dict:
+def fluent_bit(
+    clock: str,
+    pod: str,
+    namespace: str,
+    container: str,
+    labels: dict,
+    *,
+    replace_dots: bool = False,
+    **top: Any,
+) -> dict:
     record = {
         "@timestamp": iso(clock),
         "stream": "stderr",
@@ -519,7 +528,14 @@ def fluent_bit(clock: str, pod: str, namespace: str, container: str, labels: dic
         },
         **top,
     }
-    return record
+    return _dots_replaced(record) if replace_dots else record
+
+
+def _dots_replaced(value: Any) -> Any:
+    """What the es output's `Replace_Dots On` sends: every `.` in every key written as `_`."""
+    if isinstance(value, dict):
+        return {key.replace(".", "_"): _dots_replaced(item) for key, item in value.items()}
+    return value
 
 
 def pino(level: int, clock: str, msg: str, hostname: str) -> dict[str, Any]:
@@ -581,10 +597,11 @@ FLUENT_BIT_CASES = [
                 namespace="payments",
                 container="refund-service",
                 labels={
-                    "app_kubernetes_io/name": "refund-service",
-                    "app_kubernetes_io/part-of": "payments",
+                    "app.kubernetes.io/name": "refund-service",
+                    "app.kubernetes.io/part-of": "payments",
                     "pod-template-hash": "7b6c5d9f48",
                 },
+                replace_dots=True,
                 asctime="2026-02-10 03:08:00,000",
                 levelname="ERROR",
                 name="refunds.worker",
