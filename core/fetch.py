@@ -9,6 +9,8 @@ be `split` into parts that together yield what `fetch` yields, each read in a wo
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import json
 import os
 import queue
@@ -606,18 +608,21 @@ def _retrying(call: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _merge(readers: list[Iterator[list[dict]]]) -> Iterator[list[dict]]:
-    """Run the slice readers in threads and yield their pages as they come, through a bounded queue:
-    at most one waiting page per slice, one being read per slice and the one being consumed are in
-    memory, whatever the size of the range. The first error of any reader is raised here; closing
-    this generator stops the readers."""
+    """Run the slice readers in threads and yield their hits in one `_shard_doc` order, in pages.
+
+    Each slice is in that order already; merging them by their sort values gives the order of an
+    unsliced read, in which the records a shipper wrote one per line of a stack trace follow each
+    other (core.multiline joins them). Each reader hands its pages through a queue of one: at most
+    two pages per slice and the page being built are in memory, whatever the size of the range. The
+    first error of any reader is raised here; closing this generator stops the readers."""
     if len(readers) == 1:
         yield from readers[0]
         return
-    pages: queue.Queue = queue.Queue(maxsize=len(readers))
     done = object()
     stop = threading.Event()
+    queues: list[queue.Queue] = [queue.Queue(maxsize=1) for _ in readers]
 
-    def read(reader: Iterator[list[dict]]) -> None:
+    def read(reader: Iterator[list[dict]], pages: queue.Queue) -> None:
         try:
             for page in reader:
                 if stop.is_set():
@@ -628,25 +633,36 @@ def _merge(readers: list[Iterator[list[dict]]]) -> Iterator[list[dict]]:
         finally:
             pages.put(done)
 
-    threads = [threading.Thread(target=read, args=(r,), daemon=True) for r in readers]
+    def hits(pages: queue.Queue) -> Iterator[dict]:
+        while (item := pages.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield from item
+
+    threads = [
+        threading.Thread(target=read, args=(r, q), daemon=True) for r, q in zip(readers, queues, strict=True)
+    ]
     for t in threads:
         t.start()
-    finished = 0
     try:
-        while finished < len(threads):
-            item = pages.get()
-            if item is done:
-                finished += 1
-            elif isinstance(item, BaseException):
-                raise item
-            else:
-                yield item
+        merged = heapq.merge(*(hits(q) for q in queues), key=_sort_value)
+        while page := list(itertools.islice(merged, MERGED_PAGE)):
+            yield page
     finally:
         stop.set()
         # Drain, so that a reader blocked on a full queue sees `stop` and ends before the PIT is closed.
         while any(t.is_alive() for t in threads):
-            with contextlib.suppress(queue.Empty):
-                pages.get(timeout=0.1)
+            for pages in queues:
+                with contextlib.suppress(queue.Empty):
+                    pages.get(timeout=0.05)
+
+
+MERGED_PAGE = 1000
+"""Hits per page handed on after the slices are merged: the consumer counts and reads page by page."""
+
+
+def _sort_value(hit: dict) -> list:
+    return hit["sort"]
 
 
 def _check_shards(response: dict) -> None:

@@ -40,6 +40,8 @@ from core.model import Event, Incident, InputStats
 from core.normalize import normalize
 from core.pipeline import analyse
 
+pytestmark = pytest.mark.every_elasticsearch  # the 8 and the 9 node
+
 ECS_MAPPINGS: dict[str, Any] = {
     "date_detection": False,
     "dynamic_templates": [
