@@ -13,10 +13,10 @@ What "the record before" is depends on the order records arrive in, and the limi
 - The NDJSON file is read in file order: a shipper writes the lines of one stream in order, so they
   join, whatever other streams are interleaved with them.
 - Elasticsearch pages come in `_shard_doc` order: one stream's records in one shard are in indexing
-  order, so they join, across pages too. Slices are cut by a hash of `_seq_no`, and an index of several
-  shards routes each record by its `_id`: with `ES_SLICES` or `ANALYSIS_WORKERS` above 1 (`ES_SLICES`
-  is 2 by default), or several primary shards, a trace's records are spread over slices or shards and
-  arrive apart; those that arrive after their stream moved on stay records of their own, as before.
+  order, so they join, across pages too; a reader's slices are merged back into that order
+  (`core.fetch._merge`). With `ANALYSIS_WORKERS` above 1 (a slice per worker) or several primary
+  shards, a trace's records are spread over workers or shards and arrive apart; those that arrive
+  after their stream moved on stay records of their own, as before.
 - A worker reads its own part of the NDJSON file: a trace cut at the part's boundary stays two events.
 - A line that merely looks like a continuation (an indented line printed on its own) joins the record
   before it if that record is of the same stream and less than `MAX_GAP` older; an uncaught traceback
