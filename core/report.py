@@ -35,7 +35,7 @@ from core.model import (
 )
 from core.redact import Redactor
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 """Version of the JSON report layout (docs/report-schema.md); bump the major part on breaking changes."""
 
 TOP_DETAILS = 20
@@ -401,6 +401,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             "skipped": dict(sorted(report.stats.skipped.items())),
             "skipped_total": report.stats.skipped_total,
             "truncated": report.stats.truncated,
+            "joined_lines": report.stats.joined_lines,
         },
         "run": {
             "days_processed": report.figures.days_processed,
@@ -633,7 +634,10 @@ def report_to_text(report: Report) -> str:
 
     lines += _section("INPUT")
     stats = report.stats
-    lines.append(f"Events read: {stats.fetched}, accepted: {stats.accepted}, truncated: {stats.truncated}")
+    lines.append(
+        f"Events read: {stats.fetched}, accepted: {stats.accepted}, truncated: {stats.truncated}, "
+        f"joined into stack traces: {stats.joined_lines}"
+    )
     lines.append(f"Skipped: {stats.skipped_total}")
     lines += [f"  {reason}: {count}" for reason, count in sorted(stats.skipped.items())]
 

@@ -23,6 +23,7 @@ from core.model import (
     ProblemClass,
     ProblemState,
 )
+from core.publish.stored_report import report_from_dict
 from core.redact import Redactor
 from core.report import (
     Report,
@@ -32,6 +33,8 @@ from core.report import (
     problem_score,
     problem_status,
     range_text,
+    report_to_dict,
+    report_to_text,
     write_reports,
 )
 
@@ -327,7 +330,7 @@ def test_txt_has_the_sections_in_order(files: dict[str, Path]) -> None:
 def test_json_validates_against_the_schema(files: dict[str, Path]) -> None:
     document = json.loads(files["json"].read_text(encoding="utf-8"))
     jsonschema.validate(document, SCHEMA, cls=jsonschema.Draft202012Validator)
-    assert document["schema_version"] == "1.2"
+    assert document["schema_version"] == "1.3"
     assert document["range"] == {
         "start": "2026-02-09T00:00:00Z",
         "end": "2026-02-10T00:00:00Z",
@@ -449,3 +452,11 @@ def test_a_cronjobs_jobs_are_one_services_entry_in_every_output(tmp_path: Path) 
     page = confluence_daily_page(report, chart_filename=None)
     assert "CronJob/batch-processing/statement-export (24 Jobs)" in page
     assert "statement-export-2993" not in page
+
+
+def test_lines_joined_into_stack_traces_are_counted_in_the_json_and_the_txt() -> None:
+    stats = InputStats(fetched=70, accepted=10, joined_lines=60)
+    joined = scenario_report(stats=stats)
+    assert report_to_dict(joined)["stats"]["joined_lines"] == 60
+    assert "joined into stack traces: 60" in report_to_text(joined)
+    assert report_from_dict(report_to_dict(joined)).stats.joined_lines == 60

@@ -88,6 +88,7 @@ def report_from_dict(document: dict[str, Any]) -> Report:
             accepted=stats["accepted"],
             skipped=dict(stats["skipped"]),
             truncated=stats["truncated"],
+            joined_lines=stats.get("joined_lines", 0),  # 1.3
         ),
         figures=RunFigures(
             days_processed=run["days_processed"],
