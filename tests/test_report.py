@@ -23,20 +23,19 @@ from core.model import (
     ProblemClass,
     ProblemState,
 )
-from core.publish.stored_report import report_from_dict
 from core.redact import Redactor
 from core.report import (
     Report,
     RunFigures,
     build_report,
     executive_summary,
-    problem_score,
-    problem_status,
     range_text,
+    report_from_dict,
     report_to_dict,
     report_to_text,
     write_reports,
 )
+from core.report.model import problem_score, problem_status
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "docs" / "report.schema.json").read_text())
 DAY = datetime(2026, 2, 9, tzinfo=UTC)

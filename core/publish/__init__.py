@@ -32,7 +32,7 @@ from core.publish.render import (
     teams_summary_card,
     trend_chart_png,
 )
-from core.publish.stored_report import ReportFileError, StoredReport, newest_complete_report, read_report
+from core.report import ReportFileError, StoredReport, newest_complete_report, read_report
 
 if TYPE_CHECKING:
     from core.publish.confluence import ConfluenceChannel

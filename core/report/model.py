@@ -1,25 +1,16 @@
-"""The problem report: a range's incidents merged per problem, ranked, and written as TXT, JSON and CSV."""
+"""The report model: a range's incidents merged per problem, ranked, with what people know of them."""
 
 from __future__ import annotations
 
-import csv
-import errno
-import io
-import json
 import math
-import os
-import re
-import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 
 from core.model import (
     Chain,
-    ChainMember,
     Detection,
     Finding,
     Incident,
@@ -29,7 +20,6 @@ from core.model import (
     ProblemState,
     Verdict,
     Workload,
-    finding_to_dict,
     isoformat,
     utc,
 )
@@ -46,8 +36,6 @@ MAX_TEMPLATES = 10
 
 SEVERITY_WEIGHT = {"critical": 8.0, "high": 4.0, "medium": 2.0, "low": 1.0}
 FINDING_WEIGHT = {"new": 1.0, "regression": 1.0, "cross_namespace": 1.0, "spike": 0.5, "burst": 0.5}
-
-_SECTION_RULE = "─"
 
 
 @dataclass(slots=True)
@@ -352,7 +340,7 @@ def executive_summary(report: Report, n: int = 5) -> list[str]:
     caused = chain_dependents(report)
     lines = []
     for problem in summary_problems(report, n):
-        line = f"{problem.id} ({_occurrences(problem.count)})"
+        line = f"{problem.id} ({occurrences(problem.count)})"
         if caused.get(problem.id):
             count = len(caused[problem.id])
             line += f" - likely root of {count} dependent problem{'s' if count > 1 else ''}"
@@ -373,336 +361,5 @@ def why_it_matters(problem: ProblemSummary) -> str:
     return ", ".join(reasons) or f"{problem.severity} severity"
 
 
-def _occurrences(count: int) -> str:
+def occurrences(count: int) -> str:
     return f"{count} occurrence" if count == 1 else f"{count} occurrences"
-
-
-# ---------------------------------------------------------------------------------------------- JSON
-
-
-def report_to_dict(report: Report) -> dict[str, Any]:
-    """The JSON document of a report, as described in docs/report-schema.md."""
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "generated_at": isoformat(report.generated_at),
-        "phase": report.phase,
-        "range": {"start": isoformat(report.start), "end": isoformat(report.end), "label": report.label},
-        "verdict": verdict_to_dict(report.verdict, report.range_verdicts),
-        "executive_summary": executive_summary(report),
-        "problems": [
-            _problem_to_dict(rank, problem) for rank, problem in enumerate(report.problems, start=1)
-        ],
-        "peaks": [_peak_to_dict(peak) for peak in report.peaks],
-        "findings": [finding_to_dict(finding) for finding in report.findings],
-        "chains": [_chain_to_dict(chain) for chain in report.chains],
-        "stats": {
-            "fetched": report.stats.fetched,
-            "accepted": report.stats.accepted,
-            "skipped": dict(sorted(report.stats.skipped.items())),
-            "skipped_total": report.stats.skipped_total,
-            "truncated": report.stats.truncated,
-            "joined_lines": report.stats.joined_lines,
-        },
-        "run": {
-            "days_processed": report.figures.days_processed,
-            "days_succeeded": report.figures.days_succeeded,
-            "days_failed": report.figures.days_failed,
-            "failed_days": list(report.figures.failed_days),
-            "events_fetched": report.figures.events_fetched,
-            "events_skipped": dict(sorted(report.figures.events_skipped.items())),
-            "incidents_saved": report.figures.incidents_saved,
-            "registry_updates": report.figures.registry_updates,
-            "duration_s": round(report.figures.duration_s, 3),
-        },
-    }
-
-
-def verdict_to_dict(verdict: Verdict, ranges: Iterable[Verdict]) -> dict[str, Any]:
-    """The report's `verdict`: the run's status and headline, and each analysed range's."""
-    return {
-        "status": verdict.status,
-        "label": verdict.label,
-        "headline": verdict.headline(),
-        "reasons": list(verdict.reasons),
-        "ranges": [{"label": v.label, "status": v.status, "reasons": list(v.reasons)} for v in ranges],
-    }
-
-
-def _problem_to_dict(rank: int, problem: ProblemSummary) -> dict[str, Any]:
-    return {
-        "rank": rank,
-        "id": problem.id,
-        "category": problem.category,
-        "flow": problem.flow,
-        "error_class": problem.error_class,
-        "severity": problem.severity,
-        "status": problem.status,
-        "score": problem.score,
-        "count": problem.count,
-        "first_seen": isoformat(problem.first_seen),
-        "last_seen": isoformat(problem.last_seen),
-        "known_since": isoformat(problem.known_since) if problem.known_since else None,
-        "namespaces": problem.namespaces,
-        "workloads": [
-            {"kind": w.kind, "namespace": w.namespace, "name": w.name, "cronjob": w.cronjob}
-            for w in problem.workloads
-        ],
-        "services": problem.services,
-        "templates": problem.templates,
-        "sample": problem.sample,
-        "findings": [finding_to_dict(finding) for finding in problem.findings],
-        "remediation": problem.remediation,
-        "owner": problem.owner,
-        "ticket": problem.ticket,
-        "notes": problem.notes,
-    }
-
-
-def _peak_to_dict(peak: Peak) -> dict[str, Any]:
-    return {
-        "kind": peak.kind,
-        "scope": peak.scope,
-        "scope_id": peak.scope_id,
-        "window_start": isoformat(peak.window_start),
-        "window_end": isoformat(peak.window_end),
-        "observed": peak.observed,
-        "baseline": peak.baseline,
-        "ratio": peak.ratio,
-        "problem_id": peak.problem_id,
-        "namespace": peak.namespace,
-    }
-
-
-def _member_to_dict(member: ChainMember) -> dict[str, Any]:
-    return {
-        "problem_id": member.problem_id,
-        "namespace": member.namespace,
-        "workload": member.workload,
-        "first_seen": isoformat(member.first_seen),
-        "count": member.count,
-    }
-
-
-def _chain_to_dict(chain: Chain) -> dict[str, Any]:
-    return {
-        "members": [_member_to_dict(member) for member in chain.members],
-        "root": _member_to_dict(chain.root),
-        "evidence": list(chain.evidence),
-        "confidence": chain.confidence,
-    }
-
-
-# ----------------------------------------------------------------------------------------------- CSV
-
-CSV_COLUMNS = (
-    "rank",
-    "id",
-    "category",
-    "flow",
-    "error_class",
-    "severity",
-    "status",
-    "score",
-    "count",
-    "first_seen",
-    "last_seen",
-    "known_since",
-    "namespaces",
-    "workloads",
-    "findings",
-    "sample",
-    "remediation",
-    "owner",
-    "ticket",
-)
-CSV_LIST_SEPARATOR = "; "
-
-
-# Control characters a CSV reader takes for a row end (a lone CR is not quoted by the csv module
-# when the line terminator is LF) or stops at (NUL); a log line may contain any of them.
-_CSV_CONTROL = re.compile(r"\r\n?|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def csv_text(value: object) -> object:
-    """A CSV cell that reads back as one cell: line breaks become LF (quoted by the writer), other
-    control characters become U+FFFD."""
-    if not isinstance(value, str):
-        return value
-    return _CSV_CONTROL.sub(lambda m: "\n" if m.group().startswith("\r") else "\ufffd", value)
-
-
-def report_to_csv(report: Report) -> str:
-    """One row per problem, in rank order: the JSON record's columns, list fields joined with "; "."""
-    buffer = io.StringIO()
-    if not report.verdict.ok:
-        # A spreadsheet shows it in the first cell; readers skip it as a comment ("#").
-        buffer.write("# " + csv_text(report.verdict.headline()).replace("\n", " ") + "\n")
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for rank, problem in enumerate(report.problems, start=1):
-        record = _problem_to_dict(rank, problem)
-        record["workloads"] = record["services"]
-        record["findings"] = problem.finding_kinds
-        writer.writerow({column: csv_text(_csv_cell(record[column])) for column in CSV_COLUMNS})
-    return buffer.getvalue()
-
-
-def _csv_cell(value: object) -> object:
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return CSV_LIST_SEPARATOR.join(map(str, value))
-    return value
-
-
-# ----------------------------------------------------------------------------------------------- TXT
-
-
-def _section(title: str) -> list[str]:
-    return ["", title, _SECTION_RULE * len(title)]
-
-
-def _indented(text: str, prefix: str) -> str:
-    # Multi-line samples (stack traces) stay inside their problem block.
-    return text.replace("\n", "\n" + prefix)
-
-
-def report_to_text(report: Report) -> str:
-    """The human-readable PROBLEM_ANALYSIS_REPORT; a run that is not ok says so on its first line."""
-    lines = [] if report.verdict.ok else [report.verdict.headline(), ""]
-    lines += [
-        "PROBLEM_ANALYSIS_REPORT",
-        report.label,
-        f"Generated: {isoformat(report.generated_at)}",
-        f"Range: [{isoformat(report.start)}, {isoformat(report.end)})",
-    ]
-
-    lines += _section("EXECUTIVE SUMMARY")
-    top = summary_problems(report)
-    if not top:
-        lines.append(empty_summary(report))
-    for position, problem in enumerate(top, start=1):
-        lines.append(f"{position}. {problem.id} ({_occurrences(problem.count)}) - {why_it_matters(problem)}")
-
-    lines += _section(f"PROBLEM DETAILS (Top {TOP_DETAILS})")
-    for rank, problem in enumerate(report.problems[:TOP_DETAILS], start=1):
-        lines += [
-            "",
-            f"#{rank} {problem.id}",
-            f"  ID: {problem.id}",
-            f"  Count: {_occurrences(problem.count)}",
-            f"  First: {isoformat(problem.first_seen)}",
-            f"  Last: {isoformat(problem.last_seen)}",
-            f"  Services: {', '.join(problem.services)}",
-            f"  Status: {problem.status}"
-            + (f" (known since {isoformat(problem.known_since)})" if problem.known_since else ""),
-            f"  Severity: {problem.severity} (score {problem.score:g})",
-            f"  Findings: {', '.join(problem.finding_kinds) or 'none'}",
-            f"  Sample: {_indented(problem.sample, '          ')}",
-        ]
-        if problem.owner or problem.ticket:
-            lines.append(f"  Owner: {problem.owner or '-'}  Ticket: {problem.ticket or '-'}")
-        if problem.remediation:
-            lines.append("  Remediation:")
-            lines += [f"    - {step}" for step in problem.remediation]
-    if len(report.problems) > TOP_DETAILS:
-        lines += ["", f"… {len(report.problems) - TOP_DETAILS} more problems in the JSON and CSV reports."]
-
-    lines += _section("PEAKS")
-    if not report.peaks:
-        lines.append("No peaks.")
-    lines += [
-        f"{peak.kind} {peak.scope} {peak.scope_id} [{isoformat(peak.window_start)}, "
-        f"{isoformat(peak.window_end)}) observed {peak.observed:g}, baseline {peak.baseline:g}, "
-        f"ratio {peak.ratio:.1f}"
-        for peak in report.peaks
-    ]
-
-    lines += _section("PROPAGATION CHAINS")
-    if not report.chains:
-        lines.append("No chains.")
-    for number, chain in enumerate(report.chains, start=1):
-        lines.append(
-            f"Chain {number}: root {chain.root.problem_id} in {chain.root.workload} "
-            f"(confidence {chain.confidence:.2f})"
-        )
-        lines += [
-            f"  {n}. {isoformat(m.first_seen)} {m.problem_id} in {m.workload} ({_occurrences(m.count)})"
-            for n, m in enumerate(chain.members, start=1)
-        ]
-        lines += [f"  evidence: {line}" for line in chain.evidence]
-
-    lines += _section("INPUT")
-    stats = report.stats
-    lines.append(
-        f"Events read: {stats.fetched}, accepted: {stats.accepted}, truncated: {stats.truncated}, "
-        f"joined into stack traces: {stats.joined_lines}"
-    )
-    lines.append(f"Skipped: {stats.skipped_total}")
-    lines += [f"  {reason}: {count}" for reason, count in sorted(stats.skipped.items())]
-
-    lines += _section("RUN")
-    figures = report.figures
-    lines += [
-        f"Days processed: {figures.days_processed} (succeeded {figures.days_succeeded}, "
-        f"failed {figures.days_failed})",
-        f"Events fetched: {figures.events_fetched}",
-        f"Incidents saved: {figures.incidents_saved}",
-        f"Registry updates: {figures.registry_updates}",
-        f"Duration: {figures.duration_s:.1f} s",
-    ]
-    if figures.failed_days:
-        lines.append("Failed days: " + ", ".join(figures.failed_days))
-    lines += [
-        f"{v.label}: {v.status.upper()}: {'; '.join(v.reasons)}" for v in report.range_verdicts if not v.ok
-    ]
-    return "\n".join(lines) + "\n"
-
-
-# --------------------------------------------------------------------------------------------- files
-
-
-def write_atomic(path: Path, content: str | bytes) -> Path:
-    """Write `content` to `path` through a temporary file and a rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = content.encode("utf-8") if isinstance(content, str) else content
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp creates 0600; reports are redacted and meant to be read by the people on the volume.
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def report_stamp(generated_at: datetime) -> str:
-    """The file-name timestamp of a report: 2026-02-10T091532 (UTC)."""
-    return utc(generated_at).strftime("%Y-%m-%dT%H%M%S")
-
-
-class ReportWriteError(Exception):
-    """The reports could not be written; the message names the folder and why (e.g. no space left)."""
-
-
-def write_reports(report: Report, output_dir: Path) -> dict[str, Path]:
-    """Write problem_report_<stamp>.txt|.json|.csv into `output_dir`; returns the paths by format.
-
-    A file system error is a `ReportWriteError` naming the folder; a file is either written whole
-    or not at all (`write_atomic`), so a full disk leaves no truncated report behind."""
-    base = output_dir / f"problem_report_{report_stamp(report.generated_at)}"
-    document = json.dumps(report_to_dict(report), indent=2, ensure_ascii=False) + "\n"
-    try:
-        return {
-            "txt": write_atomic(base.with_suffix(".txt"), report_to_text(report)),
-            "json": write_atomic(base.with_suffix(".json"), document),
-            "csv": write_atomic(base.with_suffix(".csv"), report_to_csv(report)),
-        }
-    except OSError as exc:
-        reason = "no space left" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc)).lower()
-        raise ReportWriteError(f"problem reports not written: {reason} on {output_dir}") from exc

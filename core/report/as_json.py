@@ -1,17 +1,142 @@
-"""A problem report read back from its JSON file (docs/report-schema.md), so that `log-analyzer publish`
-renders it through the same path as the backfill: the inverse of `core.report.report_to_dict`."""
+"""The JSON report (docs/report-schema.md, docs/report.schema.json), in both directions: written from the
+report model, and read back so that `log-analyzer publish` renders a stored report through the same path
+as the backfill."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from core.model import Chain, ChainMember, InputStats, Peak, Verdict, Workload, finding_from_dict, utc
-from core.report import ProblemSummary, Report, RunFigures
+from core.model import (
+    Chain,
+    ChainMember,
+    InputStats,
+    Peak,
+    Verdict,
+    Workload,
+    finding_from_dict,
+    finding_to_dict,
+    isoformat,
+    utc,
+)
+from core.report.model import SCHEMA_VERSION, ProblemSummary, Report, RunFigures, executive_summary
+
+
+def report_to_dict(report: Report) -> dict[str, Any]:
+    """The JSON document of a report, as described in docs/report-schema.md."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "generated_at": isoformat(report.generated_at),
+        "phase": report.phase,
+        "range": {"start": isoformat(report.start), "end": isoformat(report.end), "label": report.label},
+        "verdict": verdict_to_dict(report.verdict, report.range_verdicts),
+        "executive_summary": executive_summary(report),
+        "problems": [problem_to_dict(rank, problem) for rank, problem in enumerate(report.problems, start=1)],
+        "peaks": [_peak_to_dict(peak) for peak in report.peaks],
+        "findings": [finding_to_dict(finding) for finding in report.findings],
+        "chains": [_chain_to_dict(chain) for chain in report.chains],
+        "stats": {
+            "fetched": report.stats.fetched,
+            "accepted": report.stats.accepted,
+            "skipped": dict(sorted(report.stats.skipped.items())),
+            "skipped_total": report.stats.skipped_total,
+            "truncated": report.stats.truncated,
+            "joined_lines": report.stats.joined_lines,
+        },
+        "run": {
+            "days_processed": report.figures.days_processed,
+            "days_succeeded": report.figures.days_succeeded,
+            "days_failed": report.figures.days_failed,
+            "failed_days": list(report.figures.failed_days),
+            "events_fetched": report.figures.events_fetched,
+            "events_skipped": dict(sorted(report.figures.events_skipped.items())),
+            "incidents_saved": report.figures.incidents_saved,
+            "registry_updates": report.figures.registry_updates,
+            "duration_s": round(report.figures.duration_s, 3),
+        },
+    }
+
+
+def verdict_to_dict(verdict: Verdict, ranges: Iterable[Verdict]) -> dict[str, Any]:
+    """The report's `verdict`: the run's status and headline, and each analysed range's."""
+    return {
+        "status": verdict.status,
+        "label": verdict.label,
+        "headline": verdict.headline(),
+        "reasons": list(verdict.reasons),
+        "ranges": [{"label": v.label, "status": v.status, "reasons": list(v.reasons)} for v in ranges],
+    }
+
+
+def problem_to_dict(rank: int, problem: ProblemSummary) -> dict[str, Any]:
+    return {
+        "rank": rank,
+        "id": problem.id,
+        "category": problem.category,
+        "flow": problem.flow,
+        "error_class": problem.error_class,
+        "severity": problem.severity,
+        "status": problem.status,
+        "score": problem.score,
+        "count": problem.count,
+        "first_seen": isoformat(problem.first_seen),
+        "last_seen": isoformat(problem.last_seen),
+        "known_since": isoformat(problem.known_since) if problem.known_since else None,
+        "namespaces": problem.namespaces,
+        "workloads": [
+            {"kind": w.kind, "namespace": w.namespace, "name": w.name, "cronjob": w.cronjob}
+            for w in problem.workloads
+        ],
+        "services": problem.services,
+        "templates": problem.templates,
+        "sample": problem.sample,
+        "findings": [finding_to_dict(finding) for finding in problem.findings],
+        "remediation": problem.remediation,
+        "owner": problem.owner,
+        "ticket": problem.ticket,
+        "notes": problem.notes,
+    }
+
+
+def _peak_to_dict(peak: Peak) -> dict[str, Any]:
+    return {
+        "kind": peak.kind,
+        "scope": peak.scope,
+        "scope_id": peak.scope_id,
+        "window_start": isoformat(peak.window_start),
+        "window_end": isoformat(peak.window_end),
+        "observed": peak.observed,
+        "baseline": peak.baseline,
+        "ratio": peak.ratio,
+        "problem_id": peak.problem_id,
+        "namespace": peak.namespace,
+    }
+
+
+def _member_to_dict(member: ChainMember) -> dict[str, Any]:
+    return {
+        "problem_id": member.problem_id,
+        "namespace": member.namespace,
+        "workload": member.workload,
+        "first_seen": isoformat(member.first_seen),
+        "count": member.count,
+    }
+
+
+def _chain_to_dict(chain: Chain) -> dict[str, Any]:
+    return {
+        "members": [_member_to_dict(member) for member in chain.members],
+        "root": _member_to_dict(chain.root),
+        "evidence": list(chain.evidence),
+        "confidence": chain.confidence,
+    }
+
+
+# ------------------------------------------------------------------------------------- reading back
 
 
 class ReportFileError(ValueError):
