@@ -53,6 +53,16 @@ class RunFigures:
     duration_s: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class WorkloadStats:
+    """One workload of a problem, with its own count and first and last occurrence in the range."""
+
+    workload: Workload
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+
+
 @dataclass(slots=True)
 class ProblemSummary:
     """One problem over the report range: its incidents merged, its findings, and what people know of it."""
@@ -77,6 +87,15 @@ class ProblemSummary:
     owner: str | None = None
     ticket: str | None = None
     notes: str | None = None
+    # What the pipeline knows (new | recurring | regressed) apart from what people decided
+    # (open | acknowledged | ignored | resolved), and until when an ignored problem stays silenced.
+    fact: str = ""
+    triage: str = "open"
+    silenced_until: datetime | None = None
+    workload_stats: list[WorkloadStats] = field(default_factory=list)  # each workload's own figures
+    kibana_url: str | None = None  # a Discover link showing exactly this problem's events
+    change: str | None = None  # what changed before it started ("first seen 4 min after … rolled out 1.39.3")
+    fingerprint_keys: list[str] = field(default_factory=list)
 
     @property
     def finding_kinds(self) -> list[str]:
