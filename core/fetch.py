@@ -16,6 +16,7 @@ import os
 import queue
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
@@ -49,6 +50,11 @@ SLICE_FIELD = "_seq_no"
 default (contiguous Lucene doc-id ranges): logs are indexed in time order, so one day or window of
 an index lies in one such range and one slice would get all of it. Every document has exactly one
 `_seq_no` per shard, with doc values, and its hash spreads any time range evenly over the slices."""
+
+FIELD_TYPES_FOR_S = 30.0
+"""How long one `_field_caps` answer serves: the count and the search of one range, made seconds apart,
+share it; the next day or window (minutes later in a backfill of a busy day, 15 in the regular phase)
+reads the mappings again."""
 
 # The response is reduced to what is read: no _index, _score or took per hit and page. The shard
 # header stays: a page that some shards failed to search is missing their documents.
@@ -344,6 +350,7 @@ class ElasticsearchSource:
         self.timestamp_fields = timestamp_fields  # empty: every timestamp field of the layouts
         self.keep_alive = keep_alive
         self.endpoint = endpoint
+        self._types: tuple[float, FieldTypes] | None = None  # the last `_field_types` read, and when
 
     @classmethod
     def from_settings(cls, settings: Settings, layout: Layout | None = None) -> ElasticsearchSource:
@@ -370,7 +377,7 @@ class ElasticsearchSource:
         from elasticsearch import ApiError, NotFoundError, TransportError
 
         fields = self._timestamp_fields()
-        query = time_range(self._field_types(fields), fields, start, end)
+        query = time_range(self._field_types(), fields, start, end)
         try:
             response = _retrying(self.client.count)(
                 index=self.index, query=query, allow_no_indices=False, ignore_unavailable=False
@@ -408,19 +415,22 @@ class ElasticsearchSource:
 
     def query(self, start: datetime, end: datetime) -> dict:
         """The range's error documents, each clause built for the type the indices map its field as."""
-        levels, timestamps = self._level_fields(), self._timestamp_fields()
-        types = self._field_types([*timestamps, *(level.path for level in levels)])
-        return error_query(types, levels, timestamps, start, end)
+        return error_query(self._field_types(), self._level_fields(), self._timestamp_fields(), start, end)
 
-    def _field_types(self, fields: list[str]) -> FieldTypes:
-        """How the indices the pattern resolves to now map `fields`: one `_field_caps` request, read
-        for each range (a new day's index may map a field anew). An index whose mapping cannot be read
-        fails the range: a query built without it could fail its shards or miss its documents."""
+    def _field_types(self) -> FieldTypes:
+        """How the indices the pattern resolves to now map the fields the queries touch (the timestamp
+        and level fields): one `_field_caps` request, read again for each range (a new day's index may
+        map a field anew) but shared by the range's count and search, which follow each other within
+        `FIELD_TYPES_FOR_S`. An index whose mapping cannot be read fails the range: a query built
+        without it could fail its shards or miss its documents."""
         from elasticsearch import ApiError, TransportError
 
+        if self._types is not None and time.monotonic() - self._types[0] < FIELD_TYPES_FOR_S:
+            return self._types[1]
+        fields = {*self._timestamp_fields(), *(level.path for level in self._level_fields())}
         try:
             caps = _retrying(self.client.field_caps)(
-                index=self.index, fields=sorted(set(fields)), ignore_unavailable=True, allow_no_indices=True
+                index=self.index, fields=sorted(fields), ignore_unavailable=True, allow_no_indices=True
             ).body
         except (ApiError, TransportError) as exc:
             raise self._unreachable(exc) from None
@@ -432,7 +442,9 @@ class ElasticsearchSource:
                 f"{self._named()} could not read the mapping of index {', '.join(indices) or '?'}: "
                 f"{error.get('type', 'unknown')}: {_shortened(str(error.get('reason', '')))}"
             )
-        return field_types(caps)
+        types = field_types(caps)
+        self._types = (time.monotonic(), types)
+        return types
 
     def source_fields(self) -> list[str]:
         paths = set()

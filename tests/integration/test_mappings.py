@@ -135,6 +135,19 @@ def test_the_volume_counts_the_range_in_every_index(es_client: Elasticsearch, pa
     assert source.volume(START, END, enough=100) == len(expected(2))
 
 
+def test_a_range_reads_the_mappings_once_for_its_count_and_its_search(
+    es_client: Elasticsearch, pattern: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = ElasticsearchSource(es_client, pattern)
+    asked = []
+    field_caps = es_client.field_caps
+    monkeypatch.setattr(es_client, "field_caps", lambda **kw: asked.append(kw["fields"]) or field_caps(**kw))
+    source.volume(START, END, enough=1)
+    hits = list(source.fetch(START, END, InputStats()))
+    assert sorted(hit["_id"] for hit in hits) == expected(1)
+    assert len(asked) == 1 and "level" in asked[0] and "@timestamp" in asked[0]
+
+
 def test_split_parts_read_the_same_documents(es_client: Elasticsearch, es_url: str, pattern: str) -> None:
     source = ElasticsearchSource(es_client, pattern, page_size=2, connect=lambda: Elasticsearch(es_url))
     with source.split(START, END, 2) as parts:
