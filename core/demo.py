@@ -102,6 +102,7 @@ class _Source:
     start: int = 0  # active in [start, end), epoch µs
     end: int = 2**62
     counts_as: str | None = None  # the planted incident (or "non_error") its lines count toward
+    first_at_start: bool = False  # one occurrence at `start` exactly: where a planted incident begins
 
 
 def generate(path: Path, end_day: date, days: int = 8, seed: int = 42, scale: float = 1.0) -> DemoManifest:
@@ -151,6 +152,10 @@ def _hour(
             lo, hi = max(minute_us, source.start), min(minute_us + MINUTE_US, source.end)
             if lo >= hi:
                 continue
+            if source.first_at_start and lo == source.start:
+                emitted = source.emit(rng, lo)
+                lines.extend(emitted)
+                counts[source.counts_as] = counts.get(source.counts_as, 0) + len(emitted)
             expected = source.rate(minute_us) * (hi - lo) / MINUTE_US
             for _ in range(_poisson(rng, expected)):
                 emitted = source.emit(rng, lo + rng.randrange(hi - lo))
@@ -293,6 +298,7 @@ class _World:
         self.portal = self._deployment("customer-portal", "customer-portal-web", 2)
         self.scheduler = self._deployment("batch-processing", "batch-scheduler", 1)
         self.postgres = self._statefulset("core-db", "postgres", 2)
+        self.core_data_api = self._deployment("core-db", "core-data-api", 2)
         self.fluent_bit = self._daemonset("logging", "fluent-bit")
         self.ksm = self._deployment("monitoring", "kube-state-metrics", 1)
         self.prometheus = self._statefulset("monitoring", "prometheus-k8s", 1)
@@ -741,7 +747,9 @@ class _World:
         spike_start, spike_end = at(10, 0), at(11, 0)
         usual = VALIDATION_PER_HOUR * scale * _diurnal(10)
         burst_start, burst_end = at(14, 7), at(14, 9)
-        db_start, deps_start, db_end = at(16, 20), at(16, 21, 30), at(16, 45)
+        # The clients' pools hold their connections for a while: they fail six minutes after postgres
+        # starts refusing new ones, later than propagation's max_gap, so ordering alone cannot tell.
+        db_start, deps_start, db_end = at(16, 20), at(16, 26), at(16, 45)
         new_start, new_end = self.deployed_us + 2 * MINUTE_US, day + DAY_US
         job_start, ksm_start, job_end = at(2, 0), at(2, 6), at(2, 36)
         job = f"{NIGHTLY}-{job_start // MINUTE_US}"
@@ -773,6 +781,7 @@ class _World:
                 ("core-db", "card-servicing", "payments", "batch-processing"),
                 (
                     "StatefulSet/core-db/postgres",
+                    "Deployment/core-db/core-data-api",
                     "Deployment/card-servicing/card-servicing-api",
                     "Deployment/payments/payments-gateway",
                     "Deployment/batch-processing/batch-scheduler",
@@ -781,8 +790,9 @@ class _World:
                 when(db_end),
                 DB_OUTAGE_MARKERS,
                 "java.sql.SQLTransientConnectionException",
-                detail=f"postgres-0 refuses connections from {isoformat(when(db_start))}; dependent "
-                f"services fail from {isoformat(when(deps_start))}; shared trace ids link both sides",
+                detail=f"postgres-0 refuses connections from {isoformat(when(db_start))}; core-data-api "
+                "beside it logs the same problem, more often, and the services in three other namespaces "
+                f"fail, from {isoformat(when(deps_start))}; shared trace ids link both sides",
             ),
             PlantedIncident(
                 "new_error",
@@ -816,7 +826,8 @@ class _World:
                 burst_end,
                 "burst",
             ),
-            _Source(lambda us: 40 * scale, self._db_refused, db_start, db_end, "db_outage"),
+            _Source(lambda us: 40 * scale, self._db_refused, db_start, db_end, "db_outage", True),
+            _Source(lambda us: 250 * scale, self._core_api_refused, deps_start, db_end, "db_outage"),
             _Source(lambda us: 150 * scale, self._pool_exhausted, deps_start, db_end, "db_outage"),
             _Source(self._steady(250), self._null_pointer, new_start, new_end, "new_error"),
             _Source(lambda us: 6 * scale, self._settlement_failed, job_start, ksm_start, "failed_job"),
@@ -829,10 +840,32 @@ class _World:
             "card-servicing-api": "cards_app@cards",
             "payments-gateway": "payments_app@payments",
             "batch-scheduler": "batch@settlement",
+            "core-data-api": "core_api@cards",
         }[app]
         text = DB_OUTAGE_MARKERS[0] if rng.random() < 0.75 else DB_OUTAGE_MARKERS[1]
         message = f"{_pg_prefix(us, rng)} {user} FATAL:  {text}"
         return [_document(self.postgres[0], us, message, None, None, trace)]
+
+    def _core_api_refused(self, rng: random.Random, us: int) -> Emitted:
+        """The data API beside the database is refused a connection: the same problem as postgres's own."""
+        trace = self._trace()
+        message = _java(
+            f"Could not open JDBC Connection for {rng.choice(('GET', 'POST'))} /internal/v1/accounts/"
+            f"{rng.randrange(10**5, 10**6)}",
+            "org.postgresql.util.PSQLException",
+            f"FATAL: {DB_OUTAGE_MARKERS[1]}",
+            (
+                "org.postgresql.core.v3.ConnectionFactoryImpl.doAuthentication(ConnectionFactoryImpl.java:693)",
+                "org.postgresql.core.v3.ConnectionFactoryImpl.openConnectionImpl(ConnectionFactoryImpl.java:203)",
+                "org.postgresql.jdbc.PgConnection.<init>(PgConnection.java:258)",
+            ),
+        )
+        pod = rng.choice(self.core_data_api)
+        lines = [_document(pod, us, message, "error", "org.postgresql.util.PSQLException", trace)]
+        if rng.random() < 0.25:  # postgres logs a refusal for a quarter of them: the API logs more
+            self.shared_trace_ids += 1
+            lines += self._db_refused(rng, us - rng.randrange(1000, 20000), "core-data-api", trace)
+        return lines
 
     def _pool_exhausted(self, rng: random.Random, us: int) -> Emitted:
         """A service waits 30 s for a connection; half the requests also reached postgres, with a trace."""

@@ -1,11 +1,12 @@
-"""Propagation: link incidents that overlap in time into chains and name the most likely root cause.
+"""Propagation: link incidents that overlap in time into chains and name the workload where it started.
 
 The algorithm is pure and deterministic; only `PropagateConfig.load` reads a file (the known
-dependencies). Evidence and the confidence formula are documented in docs/detection.md.
+dependencies). The root rule, the evidence and the confidence formula are in docs/detection.md.
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -44,6 +45,18 @@ WEIGHT_PRIOR = 0.2
 MIN_LEAD = timedelta(seconds=1)
 """The least lead in first occurrence that counts as ordering evidence."""
 
+INFERRED_DEPENDENCY_WEIGHT = 0.5
+"""An inferred dependency (what the workload is) counts half a configured one in the confidence."""
+
+DEFAULT_DATASTORES: frozenset[str] = frozenset(
+    {
+        "cassandra", "clickhouse", "cockroachdb", "db", "elasticsearch", "etcd", "kafka", "mariadb",
+        "memcached", "mongo", "mongodb", "mysql", "nats", "opensearch", "postgres", "postgresql",
+        "pulsar", "rabbitmq", "redis", "valkey", "zookeeper",
+    }
+)  # fmt: skip
+"""Words that make a StatefulSet a data store when one of its name's or app label's parts is one."""
+
 MAX_EVIDENCE = 12
 """Evidence lines kept per chain; a big chain lists the strongest links and says how many it left out."""
 
@@ -65,6 +78,9 @@ class PropagateConfig:
     """Trace ids two incidents must share to be linked by traces (PROPAGATE_MIN_SHARED_TRACES)."""
     category_prior: dict[str, Prior] = field(default_factory=lambda: dict(DEFAULT_CATEGORY_PRIOR))
     """Category → prior likelihood of being a root (0..1); unknown categories get 0.4."""
+    datastores: frozenset[str] = DEFAULT_DATASTORES
+    """Name parts that make a StatefulSet a data store, a dependency of its chain's other workloads
+    (PROPAGATE_DATASTORES, a JSON list; an empty list turns the inference off)."""
 
     def unknown_categories(self, known: Collection[str]) -> list[str]:
         """The categories given a prior that are neither `known` (the taxonomy's) nor a default one:
@@ -123,7 +139,9 @@ class _Episode:
 
     problem_id: str
     category: str
+    error_class: str
     namespace: str
+    workload_kind: str
     workload: str
     names: frozenset[str]  # what dependencies may name it by: namespace, workload name, apps
     window_start: datetime
@@ -131,6 +149,7 @@ class _Episode:
     first_seen: datetime
     count: int
     trace_ids: set[str]
+    apps: frozenset[str]  # the workload's name and app labels: what says it is a data store
 
     @property
     def label(self) -> str:
@@ -170,16 +189,19 @@ def _episodes(incidents: Iterable[Incident]) -> list[_Episode]:
         episode = current.get(key)
         if episode is not None and incident.window_start <= episode.window_end:
             episode.window_end = max(episode.window_end, incident.window_end)
-            episode.first_seen = min(episode.first_seen, incident.first_seen)
+            episode.first_seen = min(episode.first_seen, incident.first_seen or incident.window_start)
             episode.count += incident.count
             episode.trace_ids.update(incident.trace_ids)
             continue
         episode = _Episode(
             problem_id=incident.problem_id,
             category=incident.category,
+            error_class=incident.error_class,
             namespace=incident.namespace,
+            workload_kind=incident.workload_kind,
             workload=str(incident.workload),
             names=frozenset({incident.namespace, incident.workload_name, *incident.apps}),
+            apps=frozenset({incident.workload_name, *incident.apps}),
             window_start=incident.window_start,
             window_end=incident.window_end,
             first_seen=incident.first_seen or incident.window_start,
@@ -254,42 +276,65 @@ def _chain(
     in_chain = set(component)
     pairs = {pair: link for pair, link in links.items() if pair[0] in in_chain}
     trace_graph: dict[int, set[int]] = defaultdict(set)
-    dependents: dict[int, set[int]] = defaultdict(set)
+    configured: dict[int, set[int]] = defaultdict(set)  # dependency → its dependents
     for (i, j), link in pairs.items():
         if link.shared_traces >= cfg.min_shared_traces:
             trace_graph[i].add(j)
             trace_graph[j].add(i)
         for dependency, dependent in link.depends:
-            dependents[dependency].add(dependent)
+            configured[dependency].add(dependent)
+    inferred = _inferred_dependents(component, episodes, cfg)
+    dependents: dict[int, set[int]] = defaultdict(set)
+    for graph in (configured, inferred):
+        for dependency, theirs in graph.items():
+            dependents[dependency] |= set(theirs)
+    reach = {c: _reachable(c, dependents) for c in component}
+    others = len(component) - 1
+
+    def later(a: int, b: int) -> bool:
+        # Under a second is within the clock skew between nodes: no order at all.
+        return episodes[a].first_seen - episodes[b].first_seen >= MIN_LEAD
 
     def precedes(root: int, other: int) -> bool:
-        lead = episodes[other].first_seen - episodes[root].first_seen
-        # Under a second is within the clock skew between nodes: no order at all.
-        return MIN_LEAD <= lead <= gap
+        return MIN_LEAD <= episodes[other].first_seen - episodes[root].first_seen <= gap
 
-    def score(candidate: int) -> float:
-        others = len(component) - 1
-        prior = cfg.category_prior.get(episodes[candidate].category, UNKNOWN_CATEGORY_PRIOR)
-        ordered = sum(precedes(candidate, other) for other in component if other != candidate)
+    def prior(c: int) -> float:
+        return cfg.category_prior.get(episodes[c].category, UNKNOWN_CATEGORY_PRIOR)
+
+    def score(c: int) -> float:
+        configured_reach = _reachable(c, configured)
+        dependency = len(configured_reach) + INFERRED_DEPENDENCY_WEIGHT * len(reach[c] - configured_reach)
         return (
-            WEIGHT_TRACES * (len(_reachable(candidate, trace_graph)) / others)
-            + WEIGHT_ORDER * (ordered / others)
-            + WEIGHT_DEPENDENCY * (len(_reachable(candidate, dependents)) / others)
-            + WEIGHT_PRIOR * prior
+            WEIGHT_TRACES * (len(_reachable(c, trace_graph)) / others)
+            + WEIGHT_ORDER * (sum(precedes(c, o) for o in component if o != c) / others)
+            + WEIGHT_DEPENDENCY * (dependency / others)
+            + WEIGHT_PRIOR * prior(c)
         )
 
-    # Ties go to the earliest episode: component is in order of first occurrence.
-    root = max(component, key=lambda candidate: (score(candidate), -component.index(candidate)))
+    # Where it started: no member first seen earlier unless that member depends on it. The earliest
+    # member always qualifies; among those that do, the widest dependency, then the most direct trace
+    # links (what every request passed through), the prior, and the earliest (component is in order).
+    candidates = [c for c in component if all(o in reach[c] for o in component if later(c, o))]
+    root = max(
+        candidates,
+        key=lambda c: (len(reach[c]), len(trace_graph[c]), prior(c), -component.index(c)),
+    )
     confidence = min(1.0, max(0.0, score(root)))
 
-    prior = cfg.category_prior.get(episodes[root].category, UNKNOWN_CATEGORY_PRIOR)
-    evidence = [f"{episodes[root].label} is a {episodes[root].category} problem (root prior {prior:.1f})"]
+    label = episodes[root].label
+    evidence = [f"{label} is a {episodes[root].category} problem (root prior {prior(root):.1f})"]
+    earliest = component[0]
+    if later(root, earliest):
+        seconds = (episodes[root].first_seen - episodes[earliest].first_seen).total_seconds()
+        evidence.append(
+            f"{label} first seen {seconds:.0f} s after {episodes[earliest].label}, which depends on it"
+        )
     for other in component:
         if precedes(root, other):
             seconds = (episodes[other].first_seen - episodes[root].first_seen).total_seconds()
-            evidence.append(
-                f"{episodes[root].label} first seen {seconds:.0f} s before {episodes[other].label}"
-            )
+            evidence.append(f"{label} first seen {seconds:.0f} s before {episodes[other].label}")
+    for dependent in sorted(inferred.get(root, {}), key=lambda d: episodes[d].order_key):
+        evidence.append(f"{episodes[dependent].label} depends on {label} ({inferred[root][dependent]})")
     for (i, j), link in sorted(pairs.items(), key=lambda item: (-item[1].shared_traces, item[0])):
         if link.shared_traces:
             evidence.append(
@@ -310,6 +355,44 @@ def _chain(
         evidence=tuple(evidence),
         confidence=round(confidence, 3),
     )
+
+
+_NAME_PARTS = re.compile(r"[^a-z0-9]+")
+
+
+def _is_datastore(episode: _Episode, words: frozenset[str]) -> bool:
+    """A StatefulSet whose name or app label has a data-store word as one of its parts."""
+    return episode.workload_kind == "StatefulSet" and any(
+        part in words for name in episode.apps for part in _NAME_PARTS.split(name.lower())
+    )
+
+
+def _inferred_dependents(
+    component: list[int], episodes: list[_Episode], cfg: PropagateConfig
+) -> dict[int, dict[int, str]]:
+    """Dependency → {dependent: why}, from what the workloads are (docs/detection.md, "Root"): a data-store
+    StatefulSet is a dependency of the chain's other workloads that are no data store; a StatefulSet
+    logging a DATABASE problem is one of the workloads of other kinds logging the same class."""
+    inferred: dict[int, dict[int, str]] = defaultdict(dict)
+    words = frozenset(word.lower() for word in cfg.datastores)
+    stores = {c for c in component if _is_datastore(episodes[c], words)}
+    for d in component:
+        dependency = episodes[d]
+        if dependency.workload_kind != "StatefulSet":
+            continue
+        for c in component:
+            client = episodes[c]
+            if c in stores or client.workload == dependency.workload:
+                continue
+            if d in stores:
+                inferred[d][c] = "inferred: a data-store StatefulSet before its clients"
+            elif (
+                dependency.category == "DATABASE"
+                and client.workload_kind != "StatefulSet"
+                and (client.category, client.error_class) == (dependency.category, dependency.error_class)
+            ):
+                inferred[d][c] = "inferred: the same database problem, logged first by the StatefulSet"
+    return inferred
 
 
 def _reachable(start: int, graph: Mapping[int, set[int]]) -> set[int]:

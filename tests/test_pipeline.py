@@ -129,6 +129,28 @@ def test_the_database_outage_is_a_cross_namespace_chain_rooted_in_the_database(b
     assert any(len(f["namespaces"]) >= 3 for f in cross)
 
 
+def test_the_demo_outage_is_rooted_in_the_database_statefulset_not_its_busier_client(demo_file, tmp_path):
+    # postgres refuses connections from the planted start; core-data-api beside it logs the same
+    # problem id with more events, and it and the services elsewhere fail six minutes later.
+    path, manifest = demo_file
+    outage = manifest.incident("db_outage")
+    start = datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC)
+    result = analyse(components(tmp_path, NdjsonSource(path)), start, start + timedelta(days=1))
+
+    api = "Deployment/core-db/core-data-api"
+    chains = [c for c in result.chains if any(m.workload == api for m in c.members)]
+    assert len(chains) == 1, result.chains
+    (chain,) = chains
+    kind, namespace, name = chain.root.workload.split("/")
+    assert (kind, namespace, name) == ("StatefulSet", "core-db", "postgres")
+    assert chain.root.namespace == "core-db"
+    assert chain.root.first_seen == outage.start
+    assert chain.root.problem_id == "DATABASE:core_db:too_many_connections"
+    (client,) = [m for m in chain.members if m.workload == api]
+    assert client.problem_id == chain.root.problem_id and client.count > chain.root.count
+    assert {m.workload for m in chain.members} == set(outage.workloads)
+
+
 def test_the_new_error_is_new_and_the_usual_ones_are_not(backfilled):
     _, _, manifest, report, _ = backfilled
     new_error = manifest.incident("new_error")

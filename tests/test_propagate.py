@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from core.model import WINDOW, Analysis, Incident, InputStats
-from core.propagate import PropagateConfig, propagate
+from core.model import WINDOW, Analysis, Chain, ChainMember, Incident, InputStats
+from core.propagate import DEFAULT_DATASTORES, MIN_LEAD, PropagateConfig, propagate
 
 OUTAGE = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
 CFG = PropagateConfig()
@@ -209,3 +212,186 @@ def test_invalid_dependencies_file_names_the_file_and_the_field(tmp_path: Path) 
     bad.write_text("dependencies: [unclosed\n", encoding="utf-8")
     with pytest.raises(ValueError, match="not valid YAML"):
         PropagateConfig.load(bad)
+
+
+def seconds(n: float) -> datetime:
+    return OUTAGE + timedelta(seconds=n)
+
+
+def workload(member: ChainMember) -> tuple[str, str]:
+    kind, _, name = member.workload.split("/")
+    return kind, name
+
+
+def test_a_database_statefulset_is_the_root_though_its_client_logs_the_same_problem_more() -> None:
+    # The issue's outage: postgres refuses connections at 10:00; the API beside it and the services in
+    # two other namespaces fail six minutes later (more than max_gap), with the same problem id and more
+    # events, and trace ids shared with both.
+    problem = "DATABASE:core_db:too_many_connections"
+    incidents = [
+        incident(problem, "core-db", "postgres", OUTAGE, traces("a", 20), count=80, kind="StatefulSet"),
+        incident(problem, "core-db", "core-data-api", seconds(360), traces("a", 20) + traces("b", 9), 900),
+        incident(
+            "DATABASE:payments:too_many_connections", "payments", "gateway", seconds(380), traces("b", 9)
+        ),
+        incident("DATABASE:cards:too_many_connections", "cards", "card-api", seconds(385), traces("a", 5)),
+    ]
+    (chain,) = propagate(analyse(incidents), CFG)
+    assert chain.root == ChainMember(problem, "core-db", "StatefulSet/core-db/postgres", OUTAGE, 80)
+    assert (
+        f"{problem} in Deployment/core-db/core-data-api depends on {problem} in StatefulSet/core-db/postgres "
+        "(inferred: a data-store StatefulSet before its clients)"
+    ) in chain.evidence
+
+
+def test_a_statefulset_logging_a_database_problem_first_seen_later_is_still_the_root() -> None:
+    # Clients time out before the store (no data-store word in its name) logs the refusal itself.
+    incidents = [
+        incident("DATABASE:ledger:deadlock", "ledger", "ledger-api", OUTAGE, traces("a", 10), 500),
+        incident(
+            "DATABASE:ledger:deadlock",
+            "ledger",
+            "ledger-store",
+            seconds(20),
+            traces("a", 10),
+            40,
+            "StatefulSet",
+        ),
+    ]
+    (chain,) = propagate(analyse(incidents), CFG)
+    assert workload(chain.root) == ("StatefulSet", "ledger-store")
+    assert chain.root.first_seen == seconds(20)
+    assert (
+        "first seen 20 s after DATABASE:ledger:deadlock in Deployment/ledger/ledger-api" in chain.evidence[1]
+    )
+
+
+@pytest.mark.parametrize(
+    ("dependencies", "root"), [({"orders": ["stock"]}, "stock-api"), ({"stock": ["orders"]}, "orders-api")]
+)
+def test_the_dependencies_file_direction_decides_the_root(dependencies, root, tmp_path: Path) -> None:
+    deps = tmp_path / "dependencies.yaml"
+    deps.write_text("\n".join(f"{k}: {v}" for k, v in dependencies.items()) + "\n", encoding="utf-8")
+    incidents = [
+        incident("APPLICATION:orders:checkout_failed", "orders", "orders-api", OUTAGE, []),
+        incident("APPLICATION:stock:reserve_failed", "stock", "stock-api", seconds(120), []),
+    ]
+    (chain,) = propagate(analyse(incidents), PropagateConfig.load(deps, PropagateConfig(min_confidence=0.0)))
+    assert workload(chain.root) == ("Deployment", root)
+
+
+def test_trace_ids_decide_between_workloads_first_seen_within_the_clock_skew() -> None:
+    # Every request passed through the hub; the two others never share a trace with each other.
+    incidents = [
+        incident("APPLICATION:web:render_failed", "web", "web", OUTAGE, traces("a", 6)),
+        incident("APPLICATION:hub:call_failed", "hub", "hub", seconds(0.4), traces("a", 6) + traces("b", 6)),
+        incident("APPLICATION:mobile:sync_failed", "mobile", "mobile", seconds(0.8), traces("b", 6)),
+    ]
+    (chain,) = propagate(analyse(incidents), PropagateConfig(min_confidence=0.0))
+    assert workload(chain.root) == ("Deployment", "hub")
+
+
+def test_the_earliest_workload_is_the_root_however_far_ahead_it_started() -> None:
+    incidents = [
+        incident("APPLICATION:orders:checkout_failed", "orders", "orders-api", OUTAGE, traces("a", 5)),
+        incident(
+            "APPLICATION:stock:reserve_failed",
+            "stock",
+            "stock-api",
+            seconds(420),
+            traces("a", 5) + traces("b", 5),
+        ),
+        incident("APPLICATION:ship:label_failed", "ship", "ship-api", seconds(425), traces("b", 5)),
+    ]
+    (chain,) = propagate(analyse(incidents), PropagateConfig(min_confidence=0.0))
+    assert workload(chain.root) == ("Deployment", "orders-api")
+
+
+# --- the root rule as a property ---------------------------------------------------------------------
+
+_PARTS = re.compile(r"[^a-z0-9]+")
+
+
+def _depends(dependent: ChainMember, dependency: ChainMember, cfg: PropagateConfig) -> bool:
+    """docs/detection.md, "Root": does `dependent` directly depend on `dependency`?"""
+    (kind, name), (dep_kind, dep_name) = workload(dependent), workload(dependency)
+    if dependent.workload == dependency.workload:
+        return False
+    names = {dependent.namespace, name}
+    if any(
+        target in {dependency.namespace, dep_name} for n in names for target in cfg.dependencies.get(n, ())
+    ):
+        return True
+
+    def store(kind: str, name: str) -> bool:
+        return kind == "StatefulSet" and bool(set(_PARTS.split(name)) & cfg.datastores)
+
+    if store(dep_kind, dep_name):
+        return not store(kind, name)
+    category, _, error_class = dependency.problem_id.split(":")
+    theirs = dependent.problem_id.split(":")
+    return (
+        dep_kind == "StatefulSet"
+        and category == "DATABASE"
+        and kind != "StatefulSet"
+        and not store(kind, name)
+        and (theirs[0], theirs[2]) == (category, error_class)
+    )
+
+
+def _depends_on_root(member: ChainMember, chain: Chain, cfg: PropagateConfig) -> bool:
+    seen, frontier = {chain.root}, [chain.root]
+    while frontier:
+        dependency = frontier.pop()
+        for other in chain.members:
+            if other not in seen and _depends(other, dependency, cfg):
+                seen.add(other)
+                frontier.append(other)
+    return member in seen
+
+
+_NAMES = ("postgres", "redis-0", "ledger-store", "api", "worker", "gateway")
+_member = st.tuples(
+    st.sampled_from(("DATABASE", "APPLICATION", "TIMEOUT")),
+    st.sampled_from(("too_many_connections", "deadlock")),
+    st.sampled_from(("core-db", "cards", "payments")),
+    st.sampled_from(_NAMES),
+    st.sampled_from(("Deployment", "StatefulSet")),
+    st.floats(min_value=0, max_value=800, allow_nan=False),
+    st.integers(min_value=1, max_value=1000),
+    st.sets(st.sampled_from("abcd"), max_size=3),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    members=st.lists(_member, min_size=2, max_size=6),
+    dependencies=st.dictionaries(
+        st.sampled_from(("core-db", "cards", "payments", *_NAMES)),
+        st.lists(st.sampled_from(("core-db", "cards", "payments", *_NAMES)), max_size=2),
+        max_size=3,
+    ),
+)
+def test_a_root_is_never_later_than_a_member_unless_that_member_depends_on_it(members, dependencies) -> None:
+    cfg = PropagateConfig(dependencies=dependencies, min_confidence=0.0)
+    incidents = [
+        incident(
+            f"{category}:{namespace.replace('-', '_')}:{error_class}",
+            namespace,
+            name,
+            seconds(offset),
+            [f"trace-{t}" for t in shared],
+            count,
+            kind,
+        )
+        for category, error_class, namespace, name, kind, offset, count, shared in members
+    ]
+    for chain in propagate(analyse(incidents), cfg):
+        assert chain.root in chain.members
+        for member in chain.members:
+            if chain.root.first_seen - member.first_seen >= MIN_LEAD:
+                assert _depends_on_root(member, chain, cfg), (chain.root, member)
+
+
+def test_the_data_store_words_are_lower_case_name_parts() -> None:
+    assert all(word == word.lower() and not _PARTS.search(word) for word in DEFAULT_DATASTORES)
