@@ -223,6 +223,8 @@ def _destinations(settings: Settings, phase: str, *, dry_run: bool) -> publish.D
         known_peaks_page_id=settings.confluence_known_peaks_page_id,
         policy=policy,
         alert_repeat=timedelta(minutes=settings.alert_repeat_minutes),
+        alert_resolve_windows=settings.alert_resolve_windows,
+        alert_send_resolved=settings.alert_send_resolved,
         dry_run=dry_run,
     )
 

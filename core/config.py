@@ -111,6 +111,8 @@ class Settings(BaseSettings):
     publish_max_seconds: float = Field(120.0, gt=0, le=3600)
     publish_timeout_s: float = Field(30.0, gt=0, le=300)
     alert_repeat_minutes: int = Field(120, ge=0, le=7 * 24 * 60)
+    alert_resolve_windows: int = Field(4, ge=1, le=96)
+    alert_send_resolved: bool = True
     pushgateway_url: str | None = None
 
     # Where the run comes from (set by the CronJob through the downward API)

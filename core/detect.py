@@ -28,12 +28,14 @@ from core.model import (
     Incident,
     Peak,
     ProblemState,
+    against_baseline,
     isoformat,
+    plural,
     window_start,
+    worst_severity,
 )
 
 MINUTE = timedelta(minutes=1)
-SEVERITIES = ("low", "medium", "high", "critical")
 FINDING_KINDS = ("new", "regression", "cross_namespace", "spike", "burst")
 MAD_TO_SIGMA = 1.4826
 """Scales the median absolute deviation to a standard deviation for normally distributed counts."""
@@ -123,8 +125,8 @@ class DetectInput:
         """Problem id → its severity (the highest its incidents carry)."""
         result: dict[str, str] = {}
         for incident in self.incidents:
-            result[incident.problem_id] = _max_severity(
-                result.get(incident.problem_id, "low"), incident.severity
+            result[incident.problem_id] = worst_severity(
+                (result.get(incident.problem_id, "low"), incident.severity)
             )
         return result
 
@@ -242,7 +244,8 @@ def spikes(inp: DetectInput, _: Detection) -> Detection:
                 spread = set().union(*(namespaces_of[(scope_id, s.start)] for s in run))
             else:
                 spread = {scope_id}
-            findings.append(_peak_finding(inp, peak, tuple(sorted(spread)), start.baseline_windows))
+            days = (inp.history.end - inp.history.start).days
+            findings.append(_peak_finding(inp, peak, tuple(sorted(spread)), start.baseline_windows, days))
     return Detection(peaks=peaks, findings=findings)
 
 
@@ -266,7 +269,7 @@ def bursts(inp: DetectInput, _: Detection) -> Detection:
             by_namespace[namespace] = counts
     for namespace, counts in by_namespace.items():
         peaks.extend(_burst_peaks("namespace", namespace, namespace, counts, first_minute, inp.cfg))
-    findings = [_peak_finding(inp, peak, (peak.namespace or "",), None) for peak in peaks]
+    findings = [_peak_finding(inp, peak, (peak.namespace or "",), None, 0) for peak in peaks]
     return Detection(peaks=peaks, findings=findings)
 
 
@@ -312,6 +315,7 @@ def new_problems(inp: DetectInput, _: Detection) -> Detection:
             continue
         first = min(incidents, key=lambda i: (i.first_seen, i.key))
         namespaces = tuple(sorted({i.namespace for i in incidents}))
+        total = sum(i.count for i in incidents)
         findings.append(
             Finding(
                 kind="new",
@@ -319,8 +323,12 @@ def new_problems(inp: DetectInput, _: Detection) -> Detection:
                 window_start=first.window_start,
                 severity=inp.severity[pid],
                 detail=f"new problem, first seen {isoformat(first.first_seen)} in {first.workload}; "
-                f"{sum(i.count for i in incidents)} events in {len(namespaces)} namespace(s)",
+                f"{plural(total, 'event')} in {plural(len(namespaces), 'namespace')}",
                 namespaces=namespaces,
+                observed=float(total),
+                first_seen=first.first_seen,
+                origin=str(first.workload),
+                workloads=_workloads(incidents),
             )
         )
     return Detection(peaks=[], findings=findings)
@@ -345,10 +353,14 @@ def regressions(inp: DetectInput, _: Detection) -> Detection:
                 problem_id=pid,
                 window_start=first.window_start,
                 # A fix that did not hold deserves attention even for a low-severity problem.
-                severity=_max_severity(inp.severity[pid], "high"),
+                severity=worst_severity((inp.severity[pid], "high")),
                 detail=f"{resolved}, seen again {isoformat(first.first_seen)} in {first.workload}; "
-                f"{sum(i.count for i in again)} events since",
+                f"{plural(sum(i.count for i in again), 'event')} since",
                 namespaces=tuple(sorted({i.namespace for i in again})),
+                observed=float(sum(i.count for i in again)),
+                first_seen=first.first_seen,
+                origin=str(first.workload),
+                workloads=_workloads(again),
             )
         )
     return Detection(peaks=[], findings=findings)
@@ -452,7 +464,11 @@ def _surges(counts: np.ndarray, expected: np.ndarray, cfg: DetectConfig) -> list
 
 
 def _peak_finding(
-    inp: DetectInput, peak: Peak, namespaces: tuple[str, ...], baseline_windows: int | None
+    inp: DetectInput,
+    peak: Peak,
+    namespaces: tuple[str, ...],
+    baseline_windows: int | None,
+    baseline_days: int,
 ) -> Finding:
     strong = peak.ratio >= inp.cfg.critical_ratio and peak.observed >= inp.cfg.critical_min_count
     if strong:
@@ -463,17 +479,25 @@ def _peak_finding(
         severity = "medium"
     span = f"{isoformat(peak.window_start)}–{isoformat(peak.window_end)}"
     if peak.kind == "spike":
-        detail = (
-            f"spike {span}: up to {peak.observed:.0f} events per 15-minute window, {peak.ratio:.1f}× the "
-            f"baseline of {peak.baseline:.1f} ({baseline_windows} baseline windows)"
-        )
+        baseline_of = f"the {baseline_days}-day baseline"
+        size = against_baseline(peak.observed, peak.baseline, baseline_of)
+        windows = plural(baseline_windows or 0, "baseline window")
+        detail = f"spike {span}: {size} in its busiest 15-minute window ({windows})"
     else:
-        detail = (
-            f"burst {span}: {peak.observed:.0f} events, {peak.ratio:.1f}× the {peak.baseline:.1f} "
-            f"expected from the surrounding minutes"
-        )
+        baseline_of = f"the surrounding {inp.cfg.burst_context_minutes} minutes' expectation"
+        size = against_baseline(peak.observed, peak.baseline, baseline_of)
+        detail = f"burst {span}: {size}"
     if peak.scope == "problem" and peak.kind == "burst":
         detail += f" in namespace {peak.namespace}"
+    involved = [
+        i
+        for i in inp.incidents
+        if i.window_start < peak.window_end
+        and peak.window_start < i.window_end
+        and (i.problem_id == peak.scope_id if peak.scope == "problem" else i.namespace == peak.scope_id)
+        and (peak.kind == "spike" or i.namespace == peak.namespace)
+    ]
+    first = min(involved, key=lambda i: (i.first_seen, i.key), default=None)
     return Finding(
         kind=peak.kind,
         problem_id=peak.scope_id if peak.scope == "problem" else f"namespace:{peak.scope_id}",
@@ -481,7 +505,17 @@ def _peak_finding(
         severity=severity,
         detail=detail,
         namespaces=namespaces,
+        observed=peak.observed,
+        baseline=peak.baseline,
+        baseline_of=baseline_of,
+        first_seen=first.first_seen if first else None,
+        origin=str(first.workload) if first else "",
+        workloads=_workloads(involved),
     )
+
+
+def _workloads(incidents: Iterable[Incident]) -> tuple[str, ...]:
+    return tuple(sorted({str(i.workload) for i in incidents}))
 
 
 def _cross_namespace_finding(
@@ -490,21 +524,25 @@ def _cross_namespace_finding(
     problem_ids = sorted({i.problem_id for i in episode})
     # Namespaces mapped to one flow share a real problem id; otherwise name the class across flows.
     problem_id = problem_ids[0] if len(problem_ids) == 1 else f"{category}:*:{error_class}"
-    severity = "low"
-    for pid in problem_ids:
-        severity = _max_severity(severity, inp.severity[pid])
+    severity = worst_severity(inp.severity[pid] for pid in problem_ids)
     if category in inp.cfg.critical_categories:
-        severity = _max_severity(severity, "high")
-    first = min(i.first_seen for i in episode)
+        severity = worst_severity((severity, "high"))
+    origin = min(episode, key=lambda i: (i.first_seen, i.key))
+    first = origin.first_seen
     last = max(i.last_seen for i in episode)
     return Finding(
         kind="cross_namespace",
         problem_id=problem_id,
         window_start=window_start(first),
         severity=severity,
-        detail=f"{category}:{error_class} in {len(namespaces)} namespaces ({', '.join(namespaces)}) "
-        f"between {isoformat(first)} and {isoformat(last)}; {sum(i.count for i in episode)} events",
+        detail=f"{category}:{error_class} in {plural(len(namespaces), 'namespace')} "
+        f"({', '.join(namespaces)}) "
+        f"between {isoformat(first)} and {isoformat(last)}; {plural(sum(i.count for i in episode), 'event')}",
         namespaces=namespaces,
+        observed=float(sum(i.count for i in episode)),
+        first_seen=origin.first_seen,
+        origin=str(origin.workload),
+        workloads=_workloads(episode),
     )
 
 
@@ -550,8 +588,3 @@ def _runs(spiking: list[_SpikeWindow]) -> list[list[_SpikeWindow]]:
         else:
             runs.append([window])
     return runs
-
-
-def _max_severity(a: str, b: str) -> str:
-    rank = {s: k for k, s in enumerate(SEVERITIES)}
-    return a if rank.get(a, 1) >= rank.get(b, 1) else b

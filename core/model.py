@@ -24,6 +24,37 @@ MAX_TRACE_IDS = 50
 """Trace ids kept per incident (evidence for propagation chains; bounded so memory stays flat)."""
 
 
+SEVERITIES = ("critical", "high", "medium", "low")
+"""Every severity, most severe first: the one order of the detectors, the reports, the pages and alerts."""
+
+
+def severity_rank(severity: str) -> int:
+    """0 for critical … 3 for low; an unknown severity ranks as medium, neither hidden nor paging."""
+    return SEVERITIES.index(severity) if severity in SEVERITIES else SEVERITIES.index("medium")
+
+
+def worst_severity(severities: Iterable[str], default: str = "low") -> str:
+    """The most severe of `severities` (`default` when there are none)."""
+    return min(severities, key=severity_rank, default=default)
+
+
+def plural(count: int | float, noun: str, nouns: str | None = None) -> str:
+    """ "1 namespace", "3 namespaces", "218 events": a count with its noun in the right number."""
+    shown = f"{count:.0f}" if isinstance(count, float) else str(count)
+    return f"{shown} {noun if shown == '1' else nouns or noun + 's'}"
+
+
+def against_baseline(observed: float, baseline: float | None, baseline_of: str) -> str:
+    """How big against which baseline: "218 events; none in the 7-day baseline", or
+    "218 events, 21.8× the 7-day baseline of 10"."""
+    events = plural(observed, "event")
+    if baseline is None or not baseline_of:
+        return events
+    if baseline <= 0:
+        return f"{events}; none in {baseline_of}"
+    return f"{events}, {observed / baseline:.1f}× {baseline_of} of {baseline:g}"
+
+
 def utc(dt: datetime) -> datetime:
     """Return `dt` as an aware UTC datetime (naive values are taken to be UTC)."""
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
@@ -265,6 +296,12 @@ class Finding:
     severity: str  # critical | high | medium | low
     detail: str
     namespaces: tuple[str, ...] = ()
+    observed: float | None = None  # the events it is about (a peak's observed count, a new problem's)
+    baseline: float | None = None  # what they are compared with; None: nothing to compare (new)
+    baseline_of: str = ""  # which baseline: "the 7-day baseline per 15-minute window"
+    first_seen: datetime | None = None  # the first of its events
+    origin: str = ""  # the workload of that first event, "Kind/namespace/name"
+    workloads: tuple[str, ...] = ()  # every workload with its events, "Kind/namespace/name"
 
 
 def finding_to_dict(finding: Finding) -> dict[str, Any]:
@@ -276,18 +313,35 @@ def finding_to_dict(finding: Finding) -> dict[str, Any]:
         "severity": finding.severity,
         "detail": finding.detail,
         "namespaces": list(finding.namespaces),
+        "observed": finding.observed,
+        "baseline": finding.baseline,
+        "baseline_of": finding.baseline_of,
+        "first_seen": isoformat(finding.first_seen) if finding.first_seen else None,
+        "origin": finding.origin,
+        "workloads": list(finding.workloads),
     }
 
 
+def _time(text: str) -> datetime:
+    return utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
 def finding_from_dict(document: Mapping[str, Any]) -> Finding:
-    """The inverse of `finding_to_dict`."""
+    """The inverse of `finding_to_dict`; documents stored before the magnitude fields read without them."""
+    first_seen = document.get("first_seen")
     return Finding(
         kind=document["kind"],
         problem_id=document["problem_id"],
-        window_start=utc(datetime.fromisoformat(document["window_start"].replace("Z", "+00:00"))),
+        window_start=_time(document["window_start"]),
         severity=document["severity"],
         detail=document["detail"],
         namespaces=tuple(document["namespaces"]),
+        observed=document.get("observed"),
+        baseline=document.get("baseline"),
+        baseline_of=document.get("baseline_of", ""),
+        first_seen=_time(first_seen) if first_seen else None,
+        origin=document.get("origin", ""),
+        workloads=tuple(document.get("workloads", ())),
     )
 
 

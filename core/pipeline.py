@@ -118,26 +118,31 @@ class Publisher:
         return published.lines, published.status
 
     def alert(
-        self, findings: list[Finding], store: Store, now: datetime
+        self, findings: list[Finding], store: Store, now: datetime, through: datetime | None = None
     ) -> tuple[list[str], dict[str, str], bool]:
-        """Alert Teams on the critical findings not alerted recently, and deliver what earlier runs could
-        not; also returns whether the findings were handed over (to the outbox or the file copy)."""
+        """Alert Teams (or, without Teams, the file copy) on the alert incidents that are new, escalated,
+        updated, due again or resolved, and deliver what earlier runs could not; also returns whether the
+        findings were handed over (to the outbox or the file copy). `through`: the end of the latest
+        analysed window."""
         logger = log.get().bind(step="alert")
         try:
             outbox = self._outbox(store)
-            messages, held_back = publish.alert_messages(
-                findings, self.destinations, outbox, now, self.redactor
+            plan = publish.alert_messages(
+                findings, self.destinations, outbox, now, self.redactor, through=through
             )
+            if plan.noted is not None and outbox is not None:
+                outbox.add(plan.noted, now, status="held")
             files = publish.FileChannel(self.export_dir, report_stamp(now))
-            published = publish.publish(messages, self.destinations, outbox, files, now)
+            published = publish.publish(plan.messages, self.destinations, outbox, files, now)
         except Exception as exc:
             logger.warning("alert not published", error=str(exc))
             failed = [f"alert failed: {exc}; kept to be alerted by the next run"]
             return failed, self.destinations.status_when_failed(), False
-        if held_back:
+        if plan.held_back:
             published.lines.append(
-                f"teams: {held_back} finding(s) not alerted again (alerted within the last "
-                f"{self.destinations.alert_repeat.total_seconds() / 60:.0f} min without escalation)"
+                f"teams: {plan.held_back} incident{'s' if plan.held_back != 1 else ''} not alerted again "
+                f"(alerted within the last {self.destinations.alert_repeat.total_seconds() / 60:.0f} min "
+                "with nothing new)"
             )
         return published.lines, published.status, published.kept
 
@@ -313,7 +318,9 @@ def regular_phase(c: Components, lookback: timedelta, *, dry_run: bool, now: dat
             pending = c.store.pending_alerts()
         findings = [finding for _, finding in pending]
         # Also without findings: what earlier runs failed to deliver is delivered now.
-        published, publish_status, handed_over = c.publisher.alert(findings, c.store, now)
+        last = c.store.last_processed_window() if not run.dry_run else None
+        through = (windows[-1] if run.dry_run and windows else last or now - WINDOW) + WINDOW
+        published, publish_status, handed_over = c.publisher.alert(findings, c.store, now, through)
         if handed_over and not run.dry_run:
             c.store.alerts_handed_over([alert_id for alert_id, _ in pending])
         outcome = RunOutcome(

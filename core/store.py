@@ -58,7 +58,7 @@ _PHASE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _ABANDONED = "abandoned: the process ended before it finished the run"
 _NOT_FOLDED = {"trace_ids", "apps", "window_end", "run_id"}  # incident columns problem facts do not use
 # Outbox states no delivery changes any more (core/publish/outbox.py): what retention may delete.
-_SETTLED = ("delivered", "unconfirmed", "superseded", "expired")
+_SETTLED = ("delivered", "unconfirmed", "superseded", "expired", "filed", "held")
 
 
 class StoreError(Exception):
@@ -236,7 +236,7 @@ outbox_table = sa.Table(
     sa.Column("channel", sa.String(32), nullable=False),
     sa.Column("kind", sa.String(64), nullable=False),
     sa.Column("target", sa.String(255)),
-    # pending | sending | delivered | unconfirmed | superseded | expired
+    # pending | sending | delivered | unconfirmed | superseded | expired | filed | held
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime),

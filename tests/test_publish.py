@@ -252,15 +252,15 @@ def test_teams_summary_is_cut_to_the_size_limit(monkeypatch: pytest.MonkeyPatch)
 
 def test_alert_card_stays_under_28_kb_and_redacts() -> None:
     findings = [
-        Finding("spike", f"DATABASE:flow{n}:pool", DAY, "critical", f"x{n} password=hunter2", ("ns-a",))
+        Finding("spike", f"DATABASE:flow{n}:pool{n}", DAY, "critical", f"x{n} password=hunter2", ("ns-a",))
         for n in range(300)
     ]
     context = AlertContext(
         generated_at=DAY + timedelta(minutes=20),
         start=DAY,
         end=DAY + timedelta(minutes=15),
-        counts={f"DATABASE:flow{n}:pool": n for n in range(300)},
-        samples={f"DATABASE:flow{n}:pool": "card 4111 1111 1111 1111 " + "x" * 900 for n in range(300)},
+        counts={f"DATABASE:flow{n}:pool{n}": n for n in range(300)},
+        samples={f"DATABASE:flow{n}:pool{n}": "card 4111 1111 1111 1111 " + "x" * 900 for n in range(300)},
         page_url="https://confluence.example.com/pages/1",
     )
     payload = teams_alert_card(findings, context)
@@ -270,7 +270,10 @@ def test_alert_card_stays_under_28_kb_and_redacts() -> None:
     texts = card_texts(card_content(payload))
     assert texts[0] == "Log Analyzer alert at 2026-02-09 00:20:00 UTC"
     assert texts[-1].endswith("more, see Confluence.")
-    assert "CRITICAL spike: DATABASE:flow0:pool (0 occurrences) in ns-a" in texts
+    assert (
+        "CRITICAL DATABASE:flow0:pool0 (spike): started 2026-02-09T00:00:00Z; "
+        "affects 1 namespace (ns-a); x0 password=[SECRET]" in texts
+    )
 
 
 def test_alert_card_puts_most_severe_first_and_accepts_a_report() -> None:
@@ -282,8 +285,13 @@ def test_alert_card_puts_most_severe_first_and_accepts_a_report() -> None:
     texts = card_texts(card_content(teams_alert_card(findings, report)))
     headlines = [text for text in texts if text.startswith(("CRITICAL", "LOW"))]
     assert headlines == [
-        f"CRITICAL regression: {NETWORK} (300 occurrences)",
-        f"LOW spike: {BUSINESS} (50000 occurrences)",
+        f"CRITICAL {NETWORK} (regression): started 2026-02-09T00:00:00Z; back again",
+        f"LOW {BUSINESS} (spike): started 2026-02-09T00:00:00Z; 30x",
+    ]
+    assert {"title": "Occurrences in range", "value": "300"} in [
+        fact
+        for block in card_content(teams_alert_card(findings, report))["body"]
+        for fact in block.get("facts", [])
     ]
 
 
@@ -362,9 +370,9 @@ def test_alert_card_without_context_names_the_findings_window() -> None:
     texts = card_texts(card_content(teams_alert_card(findings, None)))
     assert texts[:2] == [
         "Log Analyzer alert",
-        "Window [2026-02-09T10:00:00Z, 2026-02-09T10:15:00Z): 1 finding",
+        "Window [2026-02-09T10:00:00Z, 2026-02-09T10:15:00Z): 1 incident",
     ]
-    assert f"CRITICAL new: {DB}" in texts
+    assert f"CRITICAL {DB} (new problem): started 2026-02-09T10:00:00Z; first seen" in texts
     with pytest.raises(ValueError, match="needs a context"):
         teams_alert_card([], None)
 

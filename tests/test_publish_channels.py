@@ -252,14 +252,14 @@ def test_the_classic_connector_gets_a_message_card_without_markdown() -> None:
     assert posted["title"] == posted["summary"] == "Log Analyzer alert"
     assert all(section["markdown"] is False for section in posted["sections"])
     texts = [section.get("text") for section in posted["sections"]]
-    assert f"CRITICAL new: {DB}" in texts and "*not bold* <b>x</b>" in texts
+    assert any(t.startswith(f"CRITICAL {DB} (new problem)") and "*not bold* <b>x</b>" in t for t in texts)
     assert posted["potentialAction"][0]["target"] == ["https://confluence.example.com/p/1"]
 
 
 def test_every_posted_message_stays_under_the_size_limit(teams: FakeTeams) -> None:
-    findings = [Finding("spike", f"DATABASE:flow{n}:pool", DAY, "critical", "x" * 900) for n in range(200)]
+    findings = [Finding("spike", f"DATABASE:flow:pool{n}", DAY, "critical", "x" * 900) for n in range(200)]
     destinations = Destinations(teams=teams_channel(teams))
-    (message,), _ = alert_messages(findings, destinations, None, NOW)
+    (message,) = alert_messages(findings, destinations, None, NOW).messages
     assert teams_channel(teams).send(message).delivered
     (request,) = teams.requests
     assert len(request.body) <= 28_000
@@ -325,9 +325,9 @@ def test_planted_secrets_never_reach_any_server(
     redactor = Redactor()
     report = report_with_text(planted())
     messages = report_messages(report, [], registry, destinations, redactor)
-    alert, _ = alert_messages(
+    alert = alert_messages(
         [Finding("new", DB, DAY, "critical", planted())], destinations, None, NOW, redactor
-    )
+    ).messages
     outbox = Outbox(Store.from_url("sqlite://").engine)
     result = publish([*messages, *alert], destinations, outbox, FileChannel(tmp_path / "out", "stamp"), NOW)
     assert result.status == {"confluence": "ok", "teams": "ok"}, result.lines

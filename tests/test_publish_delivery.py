@@ -4,16 +4,18 @@ alert throttle."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
+from test_publish import card_texts
 
-from core.model import Finding
+from core.model import WINDOW, Finding
 from core.publish import DeliveryResult, Destinations, Message, Outbox, RetryPolicy, deliver_pending
 from core.publish.delivery import retry_after_seconds
-from core.publish.publisher import alert_messages, findings_to_alert
+from core.publish.publisher import alert_messages
 from core.store import Store
 
 NOW = datetime(2026, 2, 10, 9, 15, tzinfo=UTC)
@@ -272,31 +274,105 @@ def test_attachments_survive_the_outbox(outbox: Outbox) -> None:
 # --- alert throttling ----------------------------------------------------------------------------
 
 
-def finding(kind: str, problem: str = DB, severity: str = "critical") -> Finding:
-    return Finding(kind, problem, NOW, severity, f"{kind} of {problem}")
-
-
-def test_a_problem_is_not_alerted_again_unless_it_escalates() -> None:
-    alerted = [{"problems": {DB: {"severity": "high", "kinds": ["spike"]}}}]
-    assert findings_to_alert([finding("spike", severity="high")], alerted) == []
-    assert findings_to_alert([finding("spike", severity="critical")], alerted) == [finding("spike")]
-    assert findings_to_alert([finding("cross_namespace", severity="high")], alerted) == [
-        finding("cross_namespace", severity="high")
-    ]
-    assert findings_to_alert([finding("new", AUTH)], alerted) == [finding("new", AUTH)]
-
-
-def test_alerts_are_throttled_through_the_outbox(outbox: Outbox) -> None:
-    destinations = Destinations(
-        teams=ScriptedChannel("teams", idempotent=False), alert_repeat=timedelta(minutes=120)
+def finding(
+    kind: str,
+    problem: str = DB,
+    severity: str = "critical",
+    namespaces: tuple[str, ...] = ("core-db",),
+    window: datetime = NOW,
+) -> Finding:
+    return Finding(
+        kind,
+        problem,
+        window,
+        severity,
+        f"{kind} of {problem}",
+        namespaces,
+        observed=218.0,
+        baseline=0.0,
+        baseline_of="the 7-day baseline",
+        first_seen=window,
+        origin=f"StatefulSet/{namespaces[0]}/postgres",
+        workloads=tuple(f"StatefulSet/{ns}/postgres" for ns in namespaces),
     )
-    first, held = alert_messages([finding("spike")], destinations, outbox, NOW)
-    assert len(first) == 1 and held == 0
-    outbox.add(first[0], NOW)
-    again, held = alert_messages([finding("spike")], destinations, outbox, NOW + timedelta(minutes=30))
-    assert again == [] and held == 1
-    later, _ = alert_messages([finding("spike")], destinations, outbox, NOW + timedelta(minutes=121))
-    assert len(later) == 1
-    # without a live Teams channel (a dry run) every critical finding is shown
-    shown, _ = alert_messages([finding("spike")], Destinations(), outbox, NOW + timedelta(minutes=30))
-    assert len(shown) == 1
+
+
+def headlines(messages) -> list[str]:
+    return [
+        text
+        for m in messages
+        for text in card_texts(json.loads(m.body)["attachments"][0]["content"])
+        if text.split(" ", 1)[0] in ("CRITICAL", "HIGH", "ESCALATED", "RESOLVED", "STILL", "UPDATED")
+    ]
+
+
+def alert_windows(destinations: Destinations, outbox: Outbox) -> list[list[str]]:
+    """Five regular-phase runs over consecutive windows: the outage starts (a problem's and its
+    namespace's spike, new + spike), spreads to a second namespace, goes on, then stops; each run's
+    card headlines, with each run's messages logged as the publisher logs them."""
+    runs = [
+        [finding("spike"), finding("new"), finding("spike", "namespace:core-db")],
+        [finding("spike", namespaces=("core-db", "payments"), window=NOW + WINDOW)],
+        [finding("spike", window=NOW + 2 * WINDOW)],
+        [],
+        [],
+    ]
+    shown = []
+    for n, findings in enumerate(runs):
+        now = NOW + (n + 1) * WINDOW + timedelta(minutes=5)
+        plan = alert_messages(findings, destinations, outbox, now, through=NOW + (n + 1) * WINDOW)
+        status = "pending" if destinations.live() else "filed"
+        for message in plan.messages:
+            outbox.add(message, now, status=status)
+        if plan.noted:
+            outbox.add(plan.noted, now, status="held")
+        shown.append(headlines(plan.messages))
+    return shown
+
+
+def test_one_incident_starts_escalates_and_resolves_through_the_outbox(outbox: Outbox) -> None:
+    destinations = Destinations(teams=ScriptedChannel("teams", idempotent=False), alert_resolve_windows=2)
+    started, escalated, held, quiet, resolved = alert_windows(destinations, outbox)
+    assert started == [
+        f"CRITICAL {DB} (new problem, spike): started 2026-02-10T09:15:00Z in StatefulSet/core-db/postgres; "
+        "affects 1 namespace (core-db), 1 workload; 218 events; none in the 7-day baseline"
+    ]
+    assert len(escalated) == 1 and escalated[0].startswith(f"ESCALATED CRITICAL {DB} (new problem, spike)")
+    assert "affects 2 namespaces (core-db, payments), 2 workloads" in escalated[0]
+    assert held == [] and quiet == []
+    assert len(resolved) == 1 and resolved[0].startswith(f"RESOLVED CRITICAL {DB}")
+
+
+def test_the_file_copy_is_throttled_exactly_as_teams(outbox: Outbox) -> None:
+    with_teams = alert_windows(
+        Destinations(teams=ScriptedChannel("teams", idempotent=False), alert_resolve_windows=2), outbox
+    )
+    without = alert_windows(Destinations(alert_resolve_windows=2), Outbox(Store.from_url("sqlite://").engine))
+    assert without == with_teams
+    assert [len(run) for run in without] == [1, 1, 0, 0, 1]
+
+
+def test_resolution_messages_can_be_turned_off(outbox: Outbox) -> None:
+    destinations = Destinations(alert_resolve_windows=2, alert_send_resolved=False)
+    assert [len(run) for run in alert_windows(destinations, outbox)] == [1, 1, 0, 0, 0]
+
+
+def test_an_incident_is_reminded_after_the_repeat_interval(outbox: Outbox) -> None:
+    destinations = Destinations(alert_repeat=timedelta(minutes=30))
+    for n in range(4):
+        now = NOW + (n + 1) * WINDOW
+        plan = alert_messages([finding("spike", window=NOW + n * WINDOW)], destinations, outbox, now)
+        for message in plan.messages:
+            outbox.add(message, now, status="filed")
+        if plan.noted:
+            outbox.add(plan.noted, now, status="held")
+        assert len(plan.messages) == (1 if n in (0, 2) else 0), n
+        if n == 2:
+            assert headlines(plan.messages)[0].startswith(f"STILL ACTIVE CRITICAL {DB}")
+
+
+def test_a_dry_run_without_log_shows_every_incident_as_new() -> None:
+    plan = alert_messages(
+        [finding("spike"), finding("spike", "namespace:core-db")], Destinations(), None, NOW
+    )
+    assert len(headlines(plan.messages)) == 1 and plan.noted is None

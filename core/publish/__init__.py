@@ -13,11 +13,11 @@ from core.publish.delivery import Attachment, Channel, DeliveryResult, Message, 
 from core.publish.files import FileChannel
 from core.publish.outbox import Outbox, OutboxItem
 from core.publish.publisher import (
+    AlertPlan,
     Destinations,
     PublishOutcome,
     alert_messages,
     deliver_pending,
-    findings_to_alert,
     publish,
     report_messages,
 )
@@ -52,6 +52,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AlertContext",
+    "AlertPlan",
     "Attachment",
     "Channel",
     "ConfluenceChannel",
@@ -69,7 +70,6 @@ __all__ = [
     "alert_messages",
     "confluence_daily_page",
     "deliver_pending",
-    "findings_to_alert",
     "known_errors_page",
     "known_peaks_page",
     "newest_complete_report",

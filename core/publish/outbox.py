@@ -25,8 +25,14 @@ from core.model import utc
 from core.publish.delivery import Attachment, Message
 from core.store import outbox_table as outbox
 
-LIVE = ("pending", "sending", "delivered", "unconfirmed")
-"""States of an item that was or will be sent (or may have been): what the notification log counts."""
+LIVE = ("pending", "sending", "delivered", "unconfirmed", "filed")
+"""States of an item that was or will be sent (or may have been): what the notification log counts.
+`filed`: written to the file copy only, Teams not being configured; the log counts it as sent, so the
+file copy shows what Teams would have received."""
+
+NOTED = "held"
+"""An alert-log entry that was never meant to be sent: an incident held back, a resolution not sent.
+It keeps the incident's state (its latest window) in the log."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,17 +45,25 @@ class OutboxItem:
     last_error: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Notification:
+    created_at: datetime
+    sent: bool  # False: noted only
+    subject: Mapping[str, Any]
+
+
 class Outbox:
     """The outbox table behind the store's engine; every method is one short transaction."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def add(self, message: Message, now: datetime) -> int:
-        """Record `message` as pending; a pending older message to the same target is superseded by it."""
+    def add(self, message: Message, now: datetime, status: str = "pending") -> int:
+        """Record `message` as pending (or as `filed` / `held`, which are never sent); a pending older
+        message to the same target is superseded by a pending one."""
         now = utc(now)
         with self._engine.begin() as conn:
-            if message.target is not None:
+            if message.target is not None and status == "pending":
                 conn.execute(
                     sa.update(outbox)
                     .where(
@@ -64,7 +78,7 @@ class Outbox:
                     channel=message.channel,
                     kind=message.kind,
                     target=message.target,
-                    status="pending",
+                    status=status,
                     created_at=now,
                     expires_at=now + message.expires_after if message.expires_after else None,
                     attempts=0,
@@ -154,6 +168,21 @@ class Outbox:
                 .order_by(outbox.c.id)
             )
             return [row.subject for row in rows]
+
+    def notifications(self, kind: str, since: datetime) -> list[Notification]:
+        """The notification log of `kind` since `since`: what was (or will be) sent and what was only
+        noted, oldest first."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(outbox.c.subject, outbox.c.created_at, outbox.c.status)
+                .where(
+                    outbox.c.kind == kind,
+                    outbox.c.created_at >= utc(since),
+                    outbox.c.status.in_((*LIVE, NOTED)),
+                )
+                .order_by(outbox.c.id)
+            )
+            return [Notification(utc(row.created_at), row.status != NOTED, row.subject) for row in rows]
 
     def items(self) -> list[OutboxItem]:
         """Every item, in the order they were made."""

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from core.model import Finding, Incident
+from core import alerting
+from core.model import WINDOW, Finding, Incident
 from core.publish import render
 from core.publish.delivery import Attachment, Attempts, Channel, Message, RetryPolicy
 from core.publish.files import FileChannel
@@ -48,6 +49,8 @@ class Destinations:
     known_peaks_page_id: str | None = None
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     alert_repeat: timedelta = timedelta(minutes=120)
+    alert_resolve_windows: int = 4  # windows without findings after which an alert incident is resolved
+    alert_send_resolved: bool = True  # send a "resolved" alert then (else only the log notes it)
     dry_run: bool = False
 
     def live(self) -> dict[str, Channel]:
@@ -128,7 +131,14 @@ def publish(
             f"file: {written.location}" if written.delivered else f"file FAILED: {written.error}"
         )
         outcome.kept &= written.delivered or (outbox is not None and message.channel in live)
-    if outbox is None or not live:
+    if outbox is None:
+        return outcome
+    for message in messages:
+        # Without its channel, a message the notification log needs (an alert) is logged as filed:
+        # the next run then throttles the file copy as it would throttle Teams.
+        if message.channel not in live and message.subject:
+            outbox.add(message, now, status="filed")
+    if not live:
         return outcome
     for message in messages:
         if message.channel in live and (message.channel != "confluence" or message.target):
@@ -234,31 +244,20 @@ def _registry_messages(registry: Registry, destinations: Destinations, redactor:
 # --- the regular phase's alerts ------------------------------------------------------------------
 
 
-def alert_subject(findings: Iterable[Finding]) -> dict[str, Any]:
-    """What an alert is about, for the notification log: per problem its worst severity and finding kinds."""
-    problems: dict[str, dict[str, Any]] = {}
-    for finding in findings:
-        entry = problems.setdefault(finding.problem_id, {"severity": finding.severity, "kinds": []})
-        if _rank(finding.severity) < _rank(entry["severity"]):
-            entry["severity"] = finding.severity
-        entry["kinds"] = sorted({*entry["kinds"], finding.kind})
-    return {"problems": problems}
+ALERT_KIND = "teams_alert"
+ALERT_LOG_HORIZON = timedelta(days=1)
+"""How far back, beyond the repeat interval and the resolution windows, the notification log is read:
+an incident with no entry that old is forgotten (its resolution, if unsent, is never sent)."""
 
 
-def findings_to_alert(findings: Sequence[Finding], alerted: Iterable[Mapping[str, Any]]) -> list[Finding]:
-    """The findings not alerted recently: a problem is alerted again only when it escalates (a higher
-    severity, or a kind of finding it was not alerted for)."""
-    known: dict[str, tuple[int, set[str]]] = {}
-    for subject in alerted:
-        for pid, entry in subject.get("problems", {}).items():
-            rank, kinds = known.get(pid, (99, set()))
-            known[pid] = (min(rank, _rank(entry["severity"])), kinds | set(entry["kinds"]))
-    fresh = []
-    for finding in findings:
-        rank, kinds = known.get(finding.problem_id, (99, set()))
-        if _rank(finding.severity) < rank or finding.kind not in kinds:
-            fresh.append(finding)
-    return fresh
+@dataclass(frozen=True, slots=True)
+class AlertPlan:
+    """What the regular phase publishes: the alert messages, the log entry of what is only noted (held
+    incidents, resolutions not sent), and how many incidents were held back."""
+
+    messages: list[Message]
+    noted: Message | None = None
+    held_back: int = 0
 
 
 def alert_messages(
@@ -267,17 +266,47 @@ def alert_messages(
     outbox: Outbox | None,
     now: datetime,
     redactor: Redactor = DEFAULT_REDACTOR,
-) -> tuple[list[Message], int]:
-    """The alert for the findings not alerted within `alert_repeat` (none when all were); also returns
-    how many findings were held back. Only a run that sends consults the log: a dry run shows all."""
-    if outbox is not None and "teams" in destinations.live():
-        fresh = findings_to_alert(findings, outbox.sent_since("teams_alert", now - destinations.alert_repeat))
+    *,
+    through: datetime | None = None,
+) -> AlertPlan:
+    """One card for the alert incidents of `findings` that are new, escalated, updated, due again
+    after `alert_repeat`, or resolved (see core.alerting), judged against the outbox's notification
+    log — with Teams or only the file copy alike. `through`: the end of the latest analysed window
+    (default: the findings' latest). A dry run has no log: every incident of its windows is new, and
+    nothing resolves."""
+    incidents = alerting.group(findings)
+    if through is None:
+        through = max((i.last_window for i in incidents), default=now) + WINDOW
+    if outbox is None:
+        sent, noted = [alerting.AlertUpdate("new", i) for i in incidents], []
     else:
-        fresh = list(findings)
-    if not fresh:
-        return [], len(findings)
-    card = render.teams_alert_card(fresh, None, redactor=redactor)
-    return [_teams_message("teams_alert", card, alert_subject(fresh))], len(findings) - len(fresh)
+        horizon = max(destinations.alert_repeat, WINDOW * (destinations.alert_resolve_windows + 1))
+        log = [
+            alerting.LogEntry(n.created_at, n.sent, n.subject)
+            for n in outbox.notifications(ALERT_KIND, now - horizon - ALERT_LOG_HORIZON)
+        ]
+        sent, noted = alerting.decide(
+            incidents,
+            log,
+            now,
+            through=through,
+            repeat=destinations.alert_repeat,
+            resolve_windows=destinations.alert_resolve_windows,
+        )
+    if not destinations.alert_send_resolved:
+        noted += [u for u in sent if u.state == "resolved"]
+        sent = [u for u in sent if u.state != "resolved"]
+    held_back = sum(1 for u in noted if u.state != "resolved")
+    note = _teams_message(ALERT_KIND, {}, _alert_subject(noted)) if noted else None
+    if not sent:
+        return AlertPlan([], note, held_back)
+    card = render.teams_alert_card(sent, None, redactor=redactor)
+    return AlertPlan([_teams_message(ALERT_KIND, card, _alert_subject(sent))], note, held_back)
+
+
+def _alert_subject(updates: Iterable[alerting.AlertUpdate]) -> dict[str, Any]:
+    """What an alert is about, for the notification log: each incident's key, state and extent."""
+    return {"incidents": [alerting.subject(u) for u in updates]}
 
 
 def _teams_message(
@@ -292,7 +321,3 @@ def _teams_message(
         subject=subject or {},
         expires_after=TEAMS_MESSAGE_TTL,
     )
-
-
-def _rank(severity: str) -> int:
-    return render.SEVERITY_ORDER.get(severity, 9)

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from core.model import WINDOW, Finding, Incident, isoformat, utc
+from core.alerting import AlertUpdate, group
+from core.model import WINDOW, Finding, Incident, isoformat, plural, severity_rank, utc
 from core.redact import DEFAULT_REDACTOR, Redactor
 from core.report import (
     TOP_DETAILS,
@@ -34,7 +35,6 @@ MAX_TEAMS_PAYLOAD_BYTES = 28_000
 
 MAX_CARD_TEXT_CHARS = 1_000
 ADAPTIVE_CARD_VERSION = "1.4"
-SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 
 # XML 1.0 forbids these characters even as character references; Confluence rejects a page holding one.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -435,38 +435,85 @@ class AlertContext:
         )
 
     @classmethod
-    def from_findings(cls, findings: Sequence[Finding]) -> AlertContext:
-        """The windows the findings were made in, when the caller has nothing more to say."""
-        if not findings:
-            raise ValueError("an alert without findings needs a context")
-        starts = [utc(finding.window_start) for finding in findings]
-        return cls(start=min(starts), end=max(starts) + WINDOW)
+    def from_updates(cls, updates: Sequence[AlertUpdate]) -> AlertContext:
+        """The windows the incidents were seen in, when the caller has nothing more to say."""
+        if not updates:
+            raise ValueError("an alert without incidents needs a context")
+        return cls(
+            start=min(u.incident.started_at for u in updates),
+            end=max(u.incident.last_window for u in updates) + WINDOW,
+        )
+
+
+STATE_WORDS = {
+    "new": "",
+    "escalated": "ESCALATED ",
+    "updated": "UPDATED ",
+    "ongoing": "STILL ACTIVE ",
+    "resolved": "RESOLVED ",
+}
+
+
+def alert_headline(update: AlertUpdate) -> str:
+    """ "CRITICAL DATABASE:payments:too_many_connections (spike): started …", with the state before the
+    severity when it is not a new incident ("RESOLVED", "ESCALATED")."""
+    incident = update.incident
+    return f"{STATE_WORDS[update.state]}{incident.severity.upper()} {incident.headline()}"
 
 
 def teams_alert_card(
-    findings: Sequence[Finding],
+    updates: Sequence[AlertUpdate] | Sequence[Finding],
     context: Report | AlertContext | None = None,
     *,
     redactor: Redactor = DEFAULT_REDACTOR,
 ) -> dict[str, Any]:
-    """A critical-alert Teams message for the findings the caller decided to alert on, most severe first."""
+    """A regular-phase Teams alert: one block per alert incident, most severe first, each with one
+    severity, its headline, what it affected before an escalation, and a sample. Findings are grouped
+    into new incidents (core.alerting)."""
+    if updates and isinstance(updates[0], Finding):
+        updates = [AlertUpdate("new", incident) for incident in group(updates)]  # type: ignore[arg-type]
+    shown: list[AlertUpdate] = list(updates)  # type: ignore[arg-type]
     if context is None:
-        context = AlertContext.from_findings(findings)
+        context = AlertContext.from_updates(shown)
     elif isinstance(context, Report):
         context = AlertContext.from_report(context)
-    ordered = sorted(findings, key=lambda f: (SEVERITY_ORDER.get(f.severity, 9), f.problem_id, f.kind))
+    # Resolutions last: what needs people now comes first.
+    ordered = sorted(
+        shown,
+        key=lambda u: (u.state == "resolved", severity_rank(u.incident.severity), u.incident.key),
+    )
 
-    def finding_blocks(finding: Finding) -> list[dict[str, Any]]:
-        count = context.counts.get(finding.problem_id)
-        where = f" in {', '.join(finding.namespaces)}" if finding.namespaces else ""
-        headline = f"{finding.severity.upper()} {finding.kind}: {finding.problem_id}"
-        headline += (f" ({count} occurrences)" if count is not None else "") + where
-        blocks = [
-            _literal(redactor.redact(headline), weight="Bolder"),
-            _literal(redactor.redact(finding.detail)),
-        ]
-        sample = context.samples.get(finding.problem_id)
-        if sample:
+    def incident_blocks(update: AlertUpdate) -> list[dict[str, Any]]:
+        incident = update.incident
+        color = "Good" if update.state == "resolved" else "Attention"
+        blocks = [_literal(redactor.redact(alert_headline(update)), weight="Bolder", color=color)]
+        facts = [("Since", isoformat(incident.started_at)), ("Last window", isoformat(incident.last_window))]
+        if incident.namespaces:
+            facts.append(("Namespaces", ", ".join(incident.namespaces)))
+        if incident.workloads:
+            facts.append(("Workloads", ", ".join(incident.workloads)))
+        if len(incident.members) > 1:
+            facts.append(("Findings of", ", ".join(incident.members)))
+        facts.append(("Size", incident.magnitude))
+        if update.state == "escalated":
+            before = f"{(update.previous_severity or '').upper()} in " + (
+                ", ".join(update.previous_namespaces) or "no namespace"
+            )
+            facts.append(("Before", before))
+        count = context.counts.get(incident.key)
+        if count is not None:
+            facts.append(("Occurrences in range", str(count)))
+        blocks.append(
+            {
+                "type": "FactSet",
+                "facts": [
+                    {"title": title, "value": redactor.redact(_text(value))[:MAX_CARD_TEXT_CHARS]}
+                    for title, value in facts
+                ],
+            }
+        )
+        sample = context.samples.get(incident.key)
+        if sample and update.state != "resolved":
             blocks.append(_literal(redactor.redact(sample), fontType="Monospace", isSubtle=True))
         return blocks
 
@@ -478,11 +525,11 @@ def teams_alert_card(
         {
             "type": "TextBlock",
             "text": f"Window [{isoformat(context.start)}, {isoformat(context.end)}): "
-            f"{len(ordered)} finding{'s' if len(ordered) != 1 else ''}",
+            f"{plural(len(ordered), 'incident')}",
             "wrap": True,
         },
     ]
-    return _card(head, [finding_blocks(finding) for finding in ordered], context.page_url)
+    return _card(head, [incident_blocks(update) for update in ordered], context.page_url)
 
 
 # ----------------------------------------------------------------------------------------------- chart

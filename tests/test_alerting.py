@@ -1,0 +1,59 @@
+"""Alert incidents (core/alerting.py) and the shared wording and severity of core/model.py."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from core.alerting import group
+from core.model import Finding, against_baseline, plural, severity_rank, worst_severity
+
+T = datetime(2026, 2, 9, 16, 15, tzinfo=UTC)
+DB = "DATABASE:core_db:too_many_connections"
+
+
+def test_one_severity_order() -> None:
+    assert worst_severity(["low", "critical", "medium"]) == "critical"
+    assert worst_severity([]) == "low"
+    assert [severity_rank(s) for s in ("critical", "high", "medium", "low")] == [0, 1, 2, 3]
+
+
+def test_counts_and_baselines_read_as_people_say_them() -> None:
+    assert plural(1, "namespace") == "1 namespace"
+    assert plural(3, "namespace") == "3 namespaces"
+    assert against_baseline(218.0, 0.0, "the 7-day baseline") == "218 events; none in the 7-day baseline"
+    assert against_baseline(218.0, 10.0, "the 7-day baseline") == "218 events, 21.8× the 7-day baseline of 10"
+    assert against_baseline(1.0, None, "") == "1 event"
+
+
+def test_a_namespace_finding_reads_namespace_and_cross_namespace_needs_two() -> None:
+    (alone,) = group([Finding("burst", "namespace:payments", T, "critical", "burst", ("payments",))])
+    assert alone.headline().startswith("namespace payments (burst): started")
+    (one,) = group([Finding("cross_namespace", DB, T, "critical", "x", ("core-db",))])
+    assert "cross-namespace" not in one.headline()
+
+
+def test_findings_that_belong_together_are_one_incident() -> None:
+    findings = [
+        Finding("new", DB, T, "critical", "new", ("core-db",), first_seen=T, origin="StatefulSet/core-db/pg"),
+        Finding(
+            "spike",
+            DB,
+            T,
+            "critical",
+            "spike",
+            ("core-db",),
+            observed=428.0,
+            baseline=0.0,
+            baseline_of="the 7-day baseline",
+        ),
+        Finding("spike", "namespace:core-db", T, "critical", "ns spike", ("core-db",)),
+        Finding("new", "DATABASE:payments:too_many_connections", T, "critical", "new", ("payments",)),
+        Finding("spike", "AUTH:cards:access_denied", T, "critical", "other", ("cards",)),
+    ]
+    auth, db = sorted(group(findings), key=lambda i: i.key)
+    assert auth.key == "AUTH:cards:access_denied"
+    assert db.key == DB and db.namespaces == ("core-db", "payments")
+    assert db.headline() == (
+        f"{DB} (new problem, spike): started 2026-02-09T16:15:00Z in StatefulSet/core-db/pg; "
+        "affects 2 namespaces (core-db, payments); 428 events; none in the 7-day baseline"
+    )
