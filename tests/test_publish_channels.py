@@ -33,6 +33,7 @@ from core.publish import (
 from core.publish.publisher import alert_messages
 from core.redact import Redactor
 from core.registry import Registry
+from core.report.teams import payload_text
 from core.store import Store
 
 WEBHOOK_SECRET = "sig=FakeSignature0123456789"
@@ -196,7 +197,7 @@ def alert_card() -> dict:
 
 
 def alert_message(card: dict | None = None) -> Message:
-    return Message("teams", "teams_alert", json.dumps(card or alert_card()), "json")
+    return Message("teams", "teams_alert", payload_text(card or alert_card()), "json")
 
 
 def test_a_workflows_webhook_gets_the_adaptive_card_and_answers_202(teams: FakeTeams) -> None:
@@ -332,11 +333,12 @@ def test_planted_secrets_never_reach_any_server(
     result = publish([*messages, *alert], destinations, outbox, FileChannel(tmp_path / "out", "stamp"), NOW)
     assert result.status == {"confluence": "ok", "teams": "ok"}, result.lines
     assert [r.json()["attachments"][0]["content"]["body"][0]["text"] for r in teams.requests] == [
-        "Log Analyzer run at 2026-02-10 09:15:32 UTC",
+        "Log analysis 2026-02-09: 3 problems (1 critical, 1 new, 1 regressed)",
         "Log Analyzer alert",
     ]
+    # The daily page takes the report's title; the registry pages keep theirs.
     assert {put["title"] for put in confluence.puts()} == {
-        "Daily problem report",
+        "Log analysis 2026-02-09: 3 problems (1 critical, 1 new, 1 regressed)",
         "Known errors",
         "Known peaks",
     }

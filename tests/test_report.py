@@ -413,7 +413,7 @@ def test_long_samples_are_cut_after_redaction() -> None:
 def test_a_cronjobs_jobs_are_one_services_entry_in_every_output(tmp_path: Path) -> None:
     # One problem over a day of a CronJob running every hour: 24 Jobs, one Services entry. The JSON
     # keeps each Job and says whose it is.
-    from core.publish.render import confluence_daily_page
+    from core.report.confluence import confluence_daily_page
 
     jobs = [
         dataclasses.replace(

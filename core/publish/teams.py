@@ -14,8 +14,8 @@ from typing import Any, Literal
 import pymsteams
 import requests
 
-from core.publish import render
 from core.publish.delivery import DeliveryResult, Message, connection_failure, http_failure
+from core.report.teams import MAX_TEAMS_PAYLOAD_BYTES
 
 HINTS = {
     400: "the webhook rejected the card",
@@ -35,14 +35,15 @@ class TeamsChannel:
     idempotent: bool = False
 
     def send(self, message: Message) -> DeliveryResult:
-        card = json.loads(message.body)
         if self.kind == "connector":
             try:
-                return self._send_connector(connector_card(card, self.webhook_url, self.timeout_s))
+                card = connector_card(json.loads(message.body), self.webhook_url, self.timeout_s)
+                return self._send_connector(card)
             except ValueError as exc:
                 return DeliveryResult(delivered=False, error=f"Teams connector: {exc}")
-        body = json.dumps(card, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        if len(body) > render.MAX_TEAMS_PAYLOAD_BYTES:
+        # The body is the payload as rendered (core.report.teams.payload_text): posted as it is.
+        body = message.body.encode("utf-8")
+        if len(body) > MAX_TEAMS_PAYLOAD_BYTES:
             return DeliveryResult(
                 delivered=False, error=f"Teams: the card is {len(body)} bytes, over the limit"
             )
@@ -96,6 +97,6 @@ def connector_card(message: Mapping[str, Any], webhook_url: str, timeout_s: floa
     for action in content.get("actions", []):
         card.addLinkButton(action["title"], action["url"])
     # Fewer bytes per line than the Adaptive Card it comes from, which is cut to fit; this only guards.
-    if len(json.dumps(card.payload).encode("utf-8")) > render.MAX_TEAMS_PAYLOAD_BYTES:
+    if len(json.dumps(card.payload).encode("utf-8")) > MAX_TEAMS_PAYLOAD_BYTES:
         raise ValueError("the connector card exceeds the Teams payload limit")
     return card
