@@ -153,7 +153,6 @@ def test_the_daily_page_is_titled_with_the_day_and_how_it_went() -> None:
     assert daily.kind == "confluence_daily"
     assert daily.title == TITLE
     assert "PROBLEM_ANALYSIS_REPORT" not in daily.body
-    assert parse(daily.body).findtext("p/strong") == TITLE
 
 
 def test_the_top_problems_table_has_at_most_seven_columns_and_lozenges() -> None:
@@ -169,12 +168,14 @@ def test_the_top_problems_table_has_at_most_seven_columns_and_lozenges() -> None
         [("Grey", "LOW")],
         [("Blue", "MEDIUM")],
     ]
+    # Triage shows where people decided something; an open problem is the usual case.
     assert [lozenges(cell["Status"]) for cell in cells] == [
-        [("Purple", "NEW"), ("Grey", "OPEN")],
-        [("Red", "REGRESSED"), ("Grey", "OPEN")],
-        [("Grey", "RECURRING"), ("Grey", "OPEN")],
-        [("Grey", "IGNORED"), ("Grey", "OPEN")],
+        [("Purple", "NEW")],
+        [("Red", "REGRESSED")],
+        [("Grey", "RECURRING")],
+        [("Grey", "RECURRING"), ("Grey", "IGNORED")],
     ]
+    assert [cell["First – last"].text for cell in cells][:2] == ["03:01 – 05:14", "06:01 – 06:14"]
 
 
 def test_a_stack_trace_is_a_code_macro_inside_an_expand_macro() -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from core.model import isoformat
+from core.model import isoformat, utc
 from core.redact import DEFAULT_REDACTOR, Redactor
 from core.report import sections
 from core.report.model import (
@@ -28,7 +28,7 @@ from core.report.model import (
 # XML 1.0 forbids these characters even as character references; Confluence rejects a page holding one.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
-PROBLEM_COLUMNS = ("#", "Problem", "Severity", "Status", "Events", "First / last seen", "Where")
+PROBLEM_COLUMNS = ("#", "Problem", "Severity", "Status", "Events", "First – last", "Where")
 """The top-problems table: few enough columns to read on a laptop; the rest is in each problem's section."""
 
 SEVERITY_COLOURS = {"critical": "Red", "high": "Yellow", "medium": "Blue", "low": "Grey"}
@@ -122,10 +122,10 @@ def confluence_daily_page(
         return xml(value, redactor)
 
     parts = [] if report.verdict.ok else [_verdict_macro(report, x)]
+    # The status line is the page's title, which Confluence shows above the body.
     parts += [
-        f"<p><strong>{x(sections.title(report))}</strong></p>",
         f"<p>{x(report.label)}. Range [{x(report.start)}, {x(report.end)}), generated "
-        f"{x(report.generated_at)}</p>",
+        f"{x(report.generated_at)}. Times are UTC.</p>",
         "<h2>Executive summary</h2>",
         _summary(report, x),
     ]
@@ -137,7 +137,7 @@ def confluence_daily_page(
     details = sections.details(report)
     parts += [
         f"<h2>Top {TOP_DETAILS} problems</h2>",
-        _problem_table(details.problems, redactor),
+        _problem_table(details.problems, utc(report.start).date(), redactor),
         *(_problem_section(rank, p, redactor) for rank, p in enumerate(details.problems, start=1)),
     ]
     if details.more:
@@ -161,13 +161,18 @@ def _summary(report: Report, x: Callable[[object], str]) -> str:
 
 
 def _status_cell(problem: ProblemSummary, redactor: Redactor) -> str:
-    cell = lozenge(sections.fact(problem), FACT_COLOURS) + " " + lozenge(problem.triage, TRIAGE_COLOURS)
+    """The fact and, unless the problem is simply open, people's triage."""
+    fact, triage = sections.fact(problem), sections.triage(problem)
+    badges = ([lozenge(fact, FACT_COLOURS)] if fact else []) + (
+        [lozenge(triage, TRIAGE_COLOURS)] if triage != "open" else []
+    )
+    cell = " ".join(badges)
     if problem.silenced_until:
         cell += f" silenced until {xml(problem.silenced_until, redactor)}"
     return cell
 
 
-def _problem_table(problems: Sequence[ProblemSummary], redactor: Redactor) -> str:
+def _problem_table(problems: Sequence[ProblemSummary], report_day: date, redactor: Redactor) -> str:
     def x(value: object) -> str:
         return xml(value, redactor)
 
@@ -178,7 +183,7 @@ def _problem_table(problems: Sequence[ProblemSummary], redactor: Redactor) -> st
             lozenge(p.severity, SEVERITY_COLOURS),
             _status_cell(p, redactor),
             _link(p.kibana_url, str(p.count), redactor),
-            f"{x(p.first_seen)}<br />{x(p.last_seen)}",
+            x(sections.times(p.first_seen, p.last_seen, report_day)),
             x(", ".join(p.services)),
         ]
         for rank, p in enumerate(problems, start=1)

@@ -4,8 +4,9 @@ input health. The TXT report and the Confluence page both render these, so they 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime
 
-from core.model import Chain, ChainMember, Peak
+from core.model import Chain, ChainMember, Peak, utc
 from core.report.model import (
     SEVERITY_WEIGHT,
     TOP_DETAILS,
@@ -86,10 +87,28 @@ def plural(count: int, noun: str) -> str:
 
 
 def fact(problem: ProblemSummary) -> str:
-    """What the pipeline knows of a problem: new, recurring or regressed (older reports: their status)."""
+    """What the pipeline knows of a problem: new, recurring or regressed ("" when a report from before
+    the two fields does not say)."""
     if problem.fact:
         return problem.fact
-    return "recurring" if problem.status == "known" else problem.status
+    if problem.status in ("new", "regressed"):
+        return problem.status
+    return "recurring" if problem.status == "known" or problem.known_since else ""
+
+
+def triage(problem: ProblemSummary) -> str:
+    """What people decided: open, acknowledged, ignored or resolved (older reports: their status)."""
+    if problem.triage == "open" and problem.status in ("acknowledged", "ignored", "resolved"):
+        return problem.status
+    return problem.triage
+
+
+def times(first: datetime, last: datetime, day: date) -> str:
+    """First and last time, as "03:01 – 05:14" within the analysed `day`, else with their dates."""
+    first, last = utc(first), utc(last)
+    if first.date() == last.date() == day:
+        return f"{first:%H:%M} – {last:%H:%M}"
+    return f"{first:%Y-%m-%d %H:%M} – {last:%Y-%m-%d %H:%M}"
 
 
 def marker(problem: ProblemSummary) -> str:

@@ -128,7 +128,8 @@ def teams_summary_card(
     items = sections.summary(report)
     verdict = [] if report.verdict.ok else [verdict_block(report.verdict.headline(), report.verdict.failed)]
     head = verdict + [
-        heading(redactor.redact(sections.title(report))),
+        # A run that is not ok says so in the block above; the heading then names just the range.
+        heading(redactor.redact(sections.title(report) if report.verdict.ok else report.label)),
         {
             "type": "TextBlock",
             "text": f"Generated {isoformat(report.generated_at)}",
