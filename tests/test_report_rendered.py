@@ -216,6 +216,7 @@ def test_a_failed_run_opens_its_page_with_the_warning_panel(tmp_path: Path) -> N
     page.write_text(page_html(page_title(report), confluence_daily_page(report, chart_filename=None)))
     dom = run_chromium(page.as_uri(), tmp_path, "--dump-dom")
     assert dom.index('class="panel warning"') < dom.index("<h2>Executive summary</h2>")
+    assert "<th>Problem</th>" not in dom and "<p>No problems.</p>" in dom  # no table of nothing
     screenshot(page, tmp_path, "failed-page")
 
 

@@ -137,7 +137,9 @@ def confluence_daily_page(
     details = sections.details(report)
     parts += [
         f"<h2>Top {TOP_DETAILS} problems</h2>",
-        _problem_table(details.problems, utc(report.start).date(), redactor),
+        _problem_table(details.problems, utc(report.start).date(), redactor)
+        if details.problems
+        else "<p>No problems.</p>",
         *(_problem_section(rank, p, redactor) for rank, p in enumerate(details.problems, start=1)),
     ]
     if details.more:
