@@ -37,7 +37,6 @@ from core.publish import (
     newest_complete_report,
     payload_size,
     redacted_csv,
-    render,
     report_messages,
     teams_alert_card,
     teams_summary_card,
@@ -45,7 +44,9 @@ from core.publish import (
 )
 from core.redact import Redactor
 from core.registry import Registry
-from core.report import Report, executive_summary, report_to_csv, write_reports
+from core.report import Report, executive_summary, report_to_csv, report_to_text, write_reports
+from core.report import teams as report_teams
+from core.report.model import WorkloadStats
 
 HOSTILE = (
     '</td></tr></tbody></table><script>alert("x")</script> ]]> a & b <![CDATA[ y ]]> '
@@ -58,6 +59,25 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def parse(page: str) -> ET.Element:
     return ET.fromstring(f"<page {NAMESPACES}>{page}</page>")
+
+
+AC = "{http://atlassian.com/content}"
+
+
+def macros(element: ET.Element, name: str) -> list[ET.Element]:
+    return [m for m in element.iter(f"{AC}structured-macro") if m.get(f"{AC}name") == name]
+
+
+def parameter(macro: ET.Element, name: str) -> str | None:
+    for child in macro.findall(f"{AC}parameter"):
+        if child.get(f"{AC}name") == name:
+            return child.text
+    return None
+
+
+def lozenges(element: ET.Element) -> list[tuple[str | None, str | None]]:
+    """The (colour, title) of each status macro in `element`."""
+    return [(parameter(m, "colour"), parameter(m, "title")) for m in macros(element, "status")]
 
 
 def structure(page: str) -> list[str]:
@@ -119,6 +139,98 @@ def test_daily_page_carries_no_secret() -> None:
     assert "[CARD]" in page
 
 
+TRACE = (
+    "Traceback (most recent call last):\n"
+    '  File "/app/etl.py", line 42, in load\n'
+    "    pool.connect()\n"
+    "OperationalError: too many connections ]]> <b>x</b>"
+)
+TITLE = "Log analysis 2026-02-09: 3 problems (1 critical, 1 new, 1 regressed)"
+
+
+def test_the_daily_page_is_titled_with_the_day_and_how_it_went() -> None:
+    (daily, *_) = report_messages(scenario_report(), [], None, Destinations())
+    assert daily.kind == "confluence_daily"
+    assert daily.title == TITLE
+    assert "PROBLEM_ANALYSIS_REPORT" not in daily.body
+
+
+def test_the_top_problems_table_has_at_most_seven_columns_and_lozenges() -> None:
+    root = parse(confluence_daily_page(scenario_report(), chart_filename=None))
+    header, *rows = root.findall("table")[0].findall("tbody/tr")
+    assert len(header.findall("th")) <= 7
+    assert {len(row.findall("td")) for row in rows} == {len(header.findall("th"))}
+    columns = [th.text for th in header]
+    cells = [dict(zip(columns, row.findall("td"), strict=True)) for row in rows]
+    assert [lozenges(cell["Severity"]) for cell in cells] == [
+        [("Red", "CRITICAL")],
+        [("Yellow", "HIGH")],
+        [("Grey", "LOW")],
+        [("Blue", "MEDIUM")],
+    ]
+    # Triage shows where people decided something; an open problem is the usual case.
+    assert [lozenges(cell["Status"]) for cell in cells] == [
+        [("Purple", "NEW")],
+        [("Red", "REGRESSED")],
+        [("Grey", "RECURRING")],
+        [("Grey", "RECURRING"), ("Grey", "IGNORED")],
+    ]
+    assert [cell["First – last"].text for cell in cells][:2] == ["03:01 – 05:14", "06:01 – 06:14"]
+
+
+def test_a_stack_trace_is_a_code_macro_inside_an_expand_macro() -> None:
+    incidents = scenario_incidents()
+    for planted in incidents:
+        if planted.problem_id == DB:
+            planted.samples = [TRACE]
+    root = parse(confluence_daily_page(scenario_report(incidents=incidents), chart_filename=None))
+    (expand,) = macros(root, "expand")
+    assert parameter(expand, "title").startswith("Stack trace: Traceback")
+    (code,) = macros(expand, "code")
+    assert code.findtext(f"{AC}plain-text-body") == TRACE
+    # One-line samples stay inline; no sample is collapsed into a paragraph with its newlines lost.
+    assert "pool.connect()" not in "".join(t for p in root.iter("p") for t in p.itertext())
+
+
+def test_remediation_is_a_list_and_chains_read_root_to_affected() -> None:
+    report = scenario_report()
+    page = confluence_daily_page(report, chart_filename=None)
+    root = parse(page)
+    (db,) = [p for p in report.problems if p.id == DB]
+    lists = [[li.text for li in ul.findall("li")] for ul in root.iter("ul")]
+    assert db.remediation in lists
+    assert ".; " not in page
+    chain = report.chains[0]
+    (other,) = [m for m in chain.members if m != chain.root]
+    expected = f"{chain.root.problem_id} in {chain.root.workload} → {other.problem_id} in {other.workload}"
+    assert expected in [strong.text for strong in root.iter("strong")]
+
+
+def test_a_problems_workloads_link_and_change_are_shown_when_known() -> None:
+    report = scenario_report()
+    problem = report.problems[0]
+    problem.kibana_url = "https://kibana.example.com/app/discover#/?_a=(query:'x')&_g=(y)"
+    problem.change = "first seen 4 min after etl rolled out 1.39.3"
+    problem.workload_stats = [
+        WorkloadStats("Deployment/batch-a/etl", 15, DAY, DAY + timedelta(hours=1)),
+        WorkloadStats("Deployment/cards/api", 25, DAY + timedelta(minutes=5), DAY + timedelta(hours=2)),
+    ]
+    page = confluence_daily_page(report, chart_filename=None)
+    root = parse(page)
+    links = [a.get("href") for a in root.iter("a")]
+    assert links.count(problem.kibana_url) == 2  # its count in the table, and its section
+    assert "first seen 4 min after etl rolled out 1.39.3" in "".join(root.itertext())
+    workloads = [t for t in root.findall("table") if t.find("tbody/tr/th").text == "Workload"]
+    (table,) = workloads
+    assert [[td.text for td in tr.findall("td")] for tr in table.findall("tbody/tr")[1:]] == [
+        ["Deployment/batch-a/etl", "15", "2026-02-09T00:00:00Z", "2026-02-09T01:00:00Z"],
+        ["Deployment/cards/api", "25", "2026-02-09T00:05:00Z", "2026-02-09T02:00:00Z"],
+    ]
+    text = report_to_text(report)
+    assert "    - Deployment/cards/api: 25 occurrences, 2026-02-09T00:05:00Z to 2026-02-09T02:00:00Z" in text
+    assert f"  Events: {problem.kibana_url}" in text
+
+
 def known_error_entries(sample: str) -> dict[str, dict[str, Any]]:
     return {
         "A:x:old": {"status": "known", "last_seen": datetime(2026, 2, 1, tzinfo=UTC), "sample": "ok"},
@@ -135,16 +247,47 @@ def known_error_entries(sample: str) -> dict[str, dict[str, Any]]:
     }
 
 
-def test_known_errors_page_lists_newest_first_and_ignored_last() -> None:
-    root = parse(known_errors_page(known_error_entries("timeout")))
+def test_known_errors_page_lists_most_severe_then_most_frequent_with_fact_and_triage() -> None:
+    entries = known_error_entries("timeout") | {
+        "A:x:loud": {"severity": "high", "occurrences": 900, "status": "new"},
+        "A:x:worst": {
+            "severity": "critical",
+            "occurrences": 3,
+            "fact": "regressed",
+            "triage": "acknowledged",
+        },
+        "A:x:quiet": {"severity": "high", "occurrences": 5, "triage": "ignored", "until": "2026-03-01"},
+    }
+    root = parse(known_errors_page(entries))
     header, *rows = root.findall("table/tbody/tr")
-    assert [row.findtext("td") for row in rows] == ["A:x:new", "A:x:old", "A:x:ignored"]
-    values = dict(zip([th.text for th in header], [td.text for td in rows[0]], strict=True))
-    assert values["Occurrences"] == "12"
-    assert values["Last seen"] == "2026-02-09T00:00:00Z"
-    assert values["Namespaces"] == "cards, payments"
-    assert values["Ticket"] == "4711"
-    assert values["Notes"] == "<b>ask</b> [EMAIL]"
+    assert [row.findtext("td") for row in rows] == [
+        "A:x:worst",
+        "A:x:loud",
+        "A:x:quiet",
+        "A:x:new",
+        "A:x:ignored",
+        "A:x:old",
+    ]
+    columns = [th.text for th in header]
+    values = dict(zip(columns, rows[0], strict=True))
+    assert lozenges(values["Severity"]) == [("Red", "CRITICAL")]
+    assert lozenges(values["Fact"]) == [("Red", "REGRESSED")]
+    assert lozenges(values["Triage"]) == [("Blue", "ACKNOWLEDGED")]
+    quiet = dict(zip(columns, rows[2], strict=True))
+    assert lozenges(quiet["Triage"]) == [("Grey", "IGNORED")]
+    assert "until 2026-03-01" in "".join(quiet["Triage"].itertext())
+    # A registry written before triage had one status field: "known" is recurring, "ignored" triage.
+    ignored = dict(zip(columns, rows[4], strict=True))
+    assert lozenges(ignored["Fact"]) == [] and lozenges(ignored["Triage"]) == [("Grey", "IGNORED")]
+    recurring = dict(zip(columns, rows[3], strict=True))
+    assert lozenges(recurring["Fact"]) == [("Grey", "RECURRING")]
+    assert lozenges(recurring["Triage"]) == [("Grey", "OPEN")]
+    text_values = {column: cell.text for column, cell in zip(columns, rows[3], strict=True)}
+    assert text_values["Occurrences"] == "12"
+    assert text_values["Last seen"] == "2026-02-09T00:00:00Z"
+    assert text_values["Namespaces"] == "cards, payments"
+    assert text_values["Ticket"] == "4711"
+    assert text_values["Notes"] == "<b>ask</b> [EMAIL]"
 
 
 def test_known_errors_page_redacts_and_escapes_raw_registry_text() -> None:
@@ -224,9 +367,15 @@ def test_teams_summary_card_shape_and_text() -> None:
     payload = teams_summary_card(report, page_url="https://confluence.example.com/pages/1")
     content = card_content(payload)
     texts = card_texts(content)
-    assert texts[:2] == ["Log Analyzer run at 2026-02-10 09:15:32 UTC", "Run Summary:"]
+    # The analysed day, not the time the card was made, heads the card.
+    assert texts[:3] == [TITLE, "Generated 2026-02-10T09:15:32Z", "Run Summary:"]
     summary = executive_summary(report)
-    assert texts[-len(summary) :] == summary
+    problems = [block["inlines"] for block in content["body"][5:]]
+    assert [[run["text"] for run in runs] for runs in problems] == [
+        ["CRITICAL ", "NEW ", summary[0]],
+        ["LOW ", summary[1]],
+    ]
+    assert [runs[0]["color"] for runs in problems] == ["Attention", "Default"]
     facts = {
         fact["title"]: fact["value"]
         for block in content["body"]
@@ -238,13 +387,22 @@ def test_teams_summary_card_shape_and_text() -> None:
     assert facts["Registry updates"] == "6"
     assert content["actions"][0]["url"] == "https://confluence.example.com/pages/1"
     # Problem ids hold underscores; in a TextBlock Teams would read them as Markdown italics.
-    assert all(block["type"] == "RichTextBlock" for block in content["body"][4:])
+    assert all(block["type"] == "RichTextBlock" for block in content["body"][5:])
+
+
+def test_the_teams_summary_marks_what_the_pipeline_found_regressed() -> None:
+    report = scenario_report()
+    busiest = next(p for p in report.problems if p.id == BUSINESS)
+    busiest.fact = "regressed"
+    content = card_content(teams_summary_card(report, page_url=None))
+    lines = [[run["text"] for run in block["inlines"]] for block in content["body"][5:]]
+    assert lines[1] == ["LOW ", "REGRESSED ", executive_summary(report)[1]]
 
 
 def test_teams_summary_is_cut_to_the_size_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     report = scenario_report()
     full = teams_summary_card(report, page_url="https://confluence.example.com/pages/1")
-    monkeypatch.setattr(render, "MAX_TEAMS_PAYLOAD_BYTES", payload_size(full) - 10)
+    monkeypatch.setattr(report_teams, "MAX_TEAMS_PAYLOAD_BYTES", payload_size(full) - 10)
     cut = teams_summary_card(report, page_url="https://confluence.example.com/pages/1")
     assert payload_size(cut) <= payload_size(full) - 10
     assert card_texts(card_content(cut))[-1] == "… 1 more, see Confluence."

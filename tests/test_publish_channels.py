@@ -15,7 +15,7 @@ from test_publish import card_texts, parse, report_with_text, structure
 from test_publish_delivery import NOW, FakeTime, policy
 from test_report import DAY, DB, scenario_report
 
-from core.model import Finding
+from core.model import Finding, Verdict
 from core.publish import (
     ConfluenceChannel,
     Destinations,
@@ -29,10 +29,12 @@ from core.publish import (
     publish,
     report_messages,
     teams_alert_card,
+    teams_summary_card,
 )
 from core.publish.publisher import alert_messages
 from core.redact import Redactor
 from core.registry import Registry
+from core.report.teams import payload_text
 from core.store import Store
 
 WEBHOOK_SECRET = "sig=FakeSignature0123456789"
@@ -196,7 +198,7 @@ def alert_card() -> dict:
 
 
 def alert_message(card: dict | None = None) -> Message:
-    return Message("teams", "teams_alert", json.dumps(card or alert_card()), "json")
+    return Message("teams", "teams_alert", payload_text(card or alert_card()), "json")
 
 
 def test_a_workflows_webhook_gets_the_adaptive_card_and_answers_202(teams: FakeTeams) -> None:
@@ -254,6 +256,19 @@ def test_the_classic_connector_gets_a_message_card_without_markdown() -> None:
     texts = [section.get("text") for section in posted["sections"]]
     assert any(t.startswith(f"CRITICAL {DB} (new problem)") and "*not bold* <b>x</b>" in t for t in texts)
     assert posted["potentialAction"][0]["target"] == ["https://confluence.example.com/p/1"]
+
+
+def test_a_failed_run_reaches_the_classic_connector_with_its_verdict_first() -> None:
+    report = scenario_report(verdict=Verdict("failed", ("index logs-* matches no index",)))
+    summary = Message(
+        "teams", "teams_summary", payload_text(teams_summary_card(report, page_url=None)), "json"
+    )
+    with running(FakeTeams(connector=True)) as fake:
+        assert teams_channel(fake, kind="connector").send(summary).delivered
+        posted = fake.posted()[-1]
+    assert posted["title"] == report.label
+    assert posted["sections"][0]["text"].startswith("Analysis FAILED")
+    assert "index logs-* matches no index" in posted["sections"][0]["text"]
 
 
 def test_every_posted_message_stays_under_the_size_limit(teams: FakeTeams) -> None:
@@ -332,11 +347,12 @@ def test_planted_secrets_never_reach_any_server(
     result = publish([*messages, *alert], destinations, outbox, FileChannel(tmp_path / "out", "stamp"), NOW)
     assert result.status == {"confluence": "ok", "teams": "ok"}, result.lines
     assert [r.json()["attachments"][0]["content"]["body"][0]["text"] for r in teams.requests] == [
-        "Log Analyzer run at 2026-02-10 09:15:32 UTC",
+        "Log analysis 2026-02-09: 3 problems (1 critical, 1 new, 1 regressed)",
         "Log Analyzer alert",
     ]
+    # The daily page takes the report's title; the registry pages keep theirs.
     assert {put["title"] for put in confluence.puts()} == {
-        "Daily problem report",
+        "Log analysis 2026-02-09: 3 problems (1 critical, 1 new, 1 regressed)",
         "Known errors",
         "Known peaks",
     }

@@ -71,7 +71,7 @@ def test_backfill_publishes_and_the_next_run_delivers_what_failed(demo_file, ser
     assert 'ai_log_analyzer_publish_status{channel="teams",status="ok"} 1.0' in metrics
     (summary,) = teams.posted()
     content = summary["attachments"][0]["content"]
-    assert content["body"][0]["text"] == "Log Analyzer run at 2026-02-10 09:15:00 UTC"
+    assert content["body"][0]["text"].startswith("Log analysis 2026-02-09: ")
     assert content["actions"][0]["url"] == f"{confluence.url}/pages/viewpage.action?pageId=1001"
     assert {page.version for page in confluence.pages.values()} == {1}
 
@@ -87,8 +87,10 @@ def test_backfill_publishes_and_the_next_run_delivers_what_failed(demo_file, ser
         "1002": 2,
         "1003": 2,
     }
+    # The pending page, taken from the outbox, carries its title: the analysed day and its status.
+    assert confluence.pages["1001"].title.startswith("Log analysis 2026-02-09: ")
     daily = confluence.pages["1001"].body
-    assert "PROBLEM_ANALYSIS_REPORT" in daily and "Backfill Analysis: 2026-02-09" in daily
+    assert "Backfill Analysis: 2026-02-09" in daily
     assert list(confluence.attachments["1001"]) == ["trend.png", "problem_report.csv"]
     assert len(teams.posted()) == 1  # the summary was delivered once, and only once
 
@@ -165,5 +167,5 @@ def test_a_republish_after_a_failed_delivery_sends_each_message_once(demo_file, 
     result = runner.invoke(main, args, env=env)
     assert result.exit_code == 0, result.output
     (summary,) = teams.posted()
-    assert summary["attachments"][0]["content"]["body"][0]["text"].startswith("Log Analyzer run at")
+    assert summary["attachments"][0]["content"]["body"][0]["text"].startswith("Log analysis 2026-02-09: ")
     assert len(confluence.puts("1001")) == 1 and confluence.pages["1001"].version == 2

@@ -329,7 +329,7 @@ def test_txt_has_the_sections_in_order(files: dict[str, Path]) -> None:
 def test_json_validates_against_the_schema(files: dict[str, Path]) -> None:
     document = json.loads(files["json"].read_text(encoding="utf-8"))
     jsonschema.validate(document, SCHEMA, cls=jsonschema.Draft202012Validator)
-    assert document["schema_version"] == "1.3"
+    assert document["schema_version"] == "1.4"
     assert document["range"] == {
         "start": "2026-02-09T00:00:00Z",
         "end": "2026-02-10T00:00:00Z",
@@ -413,7 +413,7 @@ def test_long_samples_are_cut_after_redaction() -> None:
 def test_a_cronjobs_jobs_are_one_services_entry_in_every_output(tmp_path: Path) -> None:
     # One problem over a day of a CronJob running every hour: 24 Jobs, one Services entry. The JSON
     # keeps each Job and says whose it is.
-    from core.publish.render import confluence_daily_page
+    from core.report.confluence import confluence_daily_page
 
     jobs = [
         dataclasses.replace(

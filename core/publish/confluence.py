@@ -55,8 +55,11 @@ class ConfluenceChannel:
         try:
             page = self.client.get_page_by_id(page_id, expand="body.storage,version")
             version = int(page["version"]["number"])
-            if page.get("body", {}).get("storage", {}).get("value") != message.body:
-                self.client.put(f"rest/api/content/{page_id}", data=_page_update(page, message.body, version))
+            title = message.title or page["title"]
+            if page.get("body", {}).get("storage", {}).get("value") != message.body or title != page["title"]:
+                self.client.put(
+                    f"rest/api/content/{page_id}", data=_page_update(page, message.body, version, title)
+                )
             for attachment in message.attachments:
                 self.client.attach_content(
                     attachment.content,
@@ -74,11 +77,11 @@ class ConfluenceChannel:
         return DeliveryResult(delivered=True, location=self.page_url(page_id))
 
 
-def _page_update(page: dict[str, Any], body: str, version: int) -> dict[str, Any]:
-    """The PUT document: the page keeps its title, gets the new body as the next version."""
+def _page_update(page: dict[str, Any], body: str, version: int, title: str) -> dict[str, Any]:
+    """The PUT document: the new title and body as the page's next version."""
     return {
         "version": {"number": version + 1},
-        "title": page["title"],
+        "title": title,
         "type": "page",
         "body": {"storage": {"value": body, "representation": "storage"}},
     }

@@ -53,6 +53,7 @@ class Message:
     attachments: tuple[Attachment, ...] = ()
     subject: Mapping[str, Any] = field(default_factory=dict)  # what it is about (alerted problems)
     expires_after: timedelta | None = None  # not worth delivering later than this after it was made
+    title: str | None = None  # a Confluence page's new title; None keeps the page's own
 
 
 @dataclass(frozen=True, slots=True)

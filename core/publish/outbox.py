@@ -221,6 +221,7 @@ def _payload(message: Message) -> dict[str, Any]:
             for a in message.attachments
         ],
         "subject": dict(message.subject),
+        "title": message.title,
     }
 
 
@@ -236,4 +237,5 @@ def _message(payload: Mapping[str, Any]) -> Message:
             for a in payload["attachments"]
         ),
         subject=payload["subject"],
+        title=payload.get("title"),  # absent in rows written before pages had their own titles
     )

@@ -8,7 +8,6 @@ pending item: claim it (the notification log says it is being sent) → send wit
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,6 +24,8 @@ from core.publish.outbox import Outbox, OutboxItem
 from core.redact import DEFAULT_REDACTOR, Redactor
 from core.registry import Registry, RegistryError
 from core.report import Report, report_to_csv
+from core.report.confluence import confluence_daily_page, known_errors_page, known_peaks_page, page_title
+from core.report.teams import payload_text, teams_summary_card
 
 if TYPE_CHECKING:
     from core.publish.confluence import ConfluenceChannel
@@ -196,15 +197,16 @@ def report_messages(
         Message(
             "confluence",
             "confluence_daily",
-            render.confluence_daily_page(report, chart_filename=CHART_FILENAME, redactor=redactor),
+            confluence_daily_page(report, chart_filename=CHART_FILENAME, redactor=redactor),
             "xhtml",
             target=destinations.daily_page_id,
             attachments=attachments,
+            title=redactor.redact(page_title(report)),
         )
     ]
     if registry is not None:
         messages += _registry_messages(registry, destinations, redactor)
-    card = render.teams_summary_card(report, page_url=destinations.daily_page_url(), redactor=redactor)
+    card = teams_summary_card(report, page_url=destinations.daily_page_url(), redactor=redactor)
     # The report is the summary's target: a republish replaces the summary a failed delivery left pending.
     messages.append(_teams_message("teams_summary", card, target=report.label))
     return messages
@@ -222,7 +224,7 @@ def _registry_messages(registry: Registry, destinations: Destinations, redactor:
             Message(
                 "confluence",
                 "confluence_known_errors",
-                render.known_errors_page(problems, issues=issues, redactor=redactor),
+                known_errors_page(problems, issues=issues, redactor=redactor),
                 "xhtml",
                 target=destinations.known_errors_page_id,
             )
@@ -233,7 +235,7 @@ def _registry_messages(registry: Registry, destinations: Destinations, redactor:
             Message(
                 "confluence",
                 "confluence_known_peaks",
-                render.known_peaks_page(peaks, redactor=redactor),
+                known_peaks_page(peaks, redactor=redactor),
                 "xhtml",
                 target=destinations.known_peaks_page_id,
             )
@@ -315,7 +317,7 @@ def _teams_message(
     return Message(
         "teams",
         kind,
-        json.dumps(card, indent=2, ensure_ascii=False),
+        payload_text(card),
         "json",
         target=target,
         subject=subject or {},

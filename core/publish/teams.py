@@ -14,8 +14,8 @@ from typing import Any, Literal
 import pymsteams
 import requests
 
-from core.publish import render
 from core.publish.delivery import DeliveryResult, Message, connection_failure, http_failure
+from core.report.teams import MAX_TEAMS_PAYLOAD_BYTES
 
 HINTS = {
     400: "the webhook rejected the card",
@@ -35,14 +35,15 @@ class TeamsChannel:
     idempotent: bool = False
 
     def send(self, message: Message) -> DeliveryResult:
-        card = json.loads(message.body)
         if self.kind == "connector":
             try:
-                return self._send_connector(connector_card(card, self.webhook_url, self.timeout_s))
+                card = connector_card(json.loads(message.body), self.webhook_url, self.timeout_s)
+                return self._send_connector(card)
             except ValueError as exc:
                 return DeliveryResult(delivered=False, error=f"Teams connector: {exc}")
-        body = json.dumps(card, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        if len(body) > render.MAX_TEAMS_PAYLOAD_BYTES:
+        # The body is the payload as rendered (core.report.teams.payload_text): posted as it is.
+        body = message.body.encode("utf-8")
+        if len(body) > MAX_TEAMS_PAYLOAD_BYTES:
             return DeliveryResult(
                 delivered=False, error=f"Teams: the card is {len(body)} bytes, over the limit"
             )
@@ -79,23 +80,31 @@ def connector_card(message: Mapping[str, Any], webhook_url: str, timeout_s: floa
     content = message["attachments"][0]["content"]
     blocks = content["body"]
     card = pymsteams.connectorcard(webhook_url, http_timeout=timeout_s)
-    title = blocks[0]["text"] if blocks else "Log Analyzer"
+    headings = [b for b in blocks if b["type"] == "TextBlock" and b.get("size") == "Medium"]
+    title = headings[0]["text"] if headings else "Log Analyzer"
     card.title(title)
     card.summary(title)
-    for block in blocks[1:]:
+    for block in blocks:
+        if headings and block is headings[0]:
+            continue
         section = pymsteams.cardsection()
         section.disableMarkdown()
         if block["type"] == "FactSet":
             for fact in block["facts"]:
                 section.addFact(fact["title"], fact["value"])
-        elif block["type"] == "RichTextBlock":
-            section.text("".join(run["text"] for run in block["inlines"]))
         else:
-            section.text(block["text"])
+            section.text(_block_text(block))
         card.addSection(section)
     for action in content.get("actions", []):
         card.addLinkButton(action["title"], action["url"])
     # Fewer bytes per line than the Adaptive Card it comes from, which is cut to fit; this only guards.
-    if len(json.dumps(card.payload).encode("utf-8")) > render.MAX_TEAMS_PAYLOAD_BYTES:
+    if len(json.dumps(card.payload).encode("utf-8")) > MAX_TEAMS_PAYLOAD_BYTES:
         raise ValueError("the connector card exceeds the Teams payload limit")
     return card
+
+
+def _block_text(block: Mapping[str, Any]) -> str:
+    """A TextBlock's text, or a RichTextBlock's runs joined."""
+    if block["type"] == "RichTextBlock":
+        return "".join(run["text"] for run in block["inlines"])
+    return block["text"]

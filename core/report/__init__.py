@@ -1,6 +1,7 @@
 """The problem report: the model of a range's problems (`model`), written as JSON and read back for a
 republish (`as_json`), as CSV (`as_csv`) and TXT (`as_text`), into files written whole or not at all
-(`files`). The Confluence and Teams renderers read the same model (`core.publish.render`)."""
+(`files`), and as the Confluence pages (`confluence`) and the Teams summary card (`teams`). TXT and
+Confluence follow the same sections (`sections`)."""
 
 from core.report.as_csv import csv_text, report_to_csv
 from core.report.as_json import (

@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-from core.model import (
-    isoformat,
-)
-from core.report.model import (
-    TOP_DETAILS,
-    Report,
-    empty_summary,
-    occurrences,
-    summary_problems,
-    why_it_matters,
-)
+from core.model import isoformat
+from core.report import sections
+from core.report.model import TOP_DETAILS, ProblemSummary, Report, empty_summary, occurrences
 
 _SECTION_RULE = "─"
 
@@ -32,73 +24,54 @@ def report_to_text(report: Report) -> str:
     lines += [
         "PROBLEM_ANALYSIS_REPORT",
         report.label,
+        sections.title(report),
         f"Generated: {isoformat(report.generated_at)}",
         f"Range: [{isoformat(report.start)}, {isoformat(report.end)})",
     ]
 
     lines += _section("EXECUTIVE SUMMARY")
-    top = summary_problems(report)
-    if not top:
+    items = sections.summary(report)
+    if not items:
         lines.append(empty_summary(report))
-    for position, problem in enumerate(top, start=1):
-        lines.append(f"{position}. {problem.id} ({occurrences(problem.count)}) - {why_it_matters(problem)}")
+    for position, item in enumerate(items, start=1):
+        lines.append(f"{position}. {item.problem.id} ({occurrences(item.problem.count)}) - {item.why}")
 
     lines += _section(f"PROBLEM DETAILS (Top {TOP_DETAILS})")
-    for rank, problem in enumerate(report.problems[:TOP_DETAILS], start=1):
-        lines += [
-            "",
-            f"#{rank} {problem.id}",
-            f"  ID: {problem.id}",
-            f"  Count: {occurrences(problem.count)}",
-            f"  First: {isoformat(problem.first_seen)}",
-            f"  Last: {isoformat(problem.last_seen)}",
-            f"  Services: {', '.join(problem.services)}",
-            f"  Status: {problem.status}"
-            + (f" (known since {isoformat(problem.known_since)})" if problem.known_since else ""),
-            f"  Severity: {problem.severity} (score {problem.score:g})",
-            f"  Findings: {', '.join(problem.finding_kinds) or 'none'}",
-            f"  Sample: {_indented(problem.sample, '          ')}",
-        ]
-        if problem.owner or problem.ticket:
-            lines.append(f"  Owner: {problem.owner or '-'}  Ticket: {problem.ticket or '-'}")
-        if problem.remediation:
-            lines.append("  Remediation:")
-            lines += [f"    - {step}" for step in problem.remediation]
-    if len(report.problems) > TOP_DETAILS:
-        lines += ["", f"… {len(report.problems) - TOP_DETAILS} more problems in the JSON and CSV reports."]
+    details = sections.details(report)
+    for rank, problem in enumerate(details.problems, start=1):
+        lines += ["", f"#{rank} {problem.id}", *_problem_lines(problem)]
+    if details.more:
+        lines += ["", f"… {details.more} more problems in the JSON and CSV reports."]
 
     lines += _section("PEAKS")
     if not report.peaks:
         lines.append("No peaks.")
     lines += [
-        f"{peak.kind} {peak.scope} {peak.scope_id} [{isoformat(peak.window_start)}, "
-        f"{isoformat(peak.window_end)}) observed {peak.observed:g}, baseline {peak.baseline:g}, "
-        f"ratio {peak.ratio:.1f}"
-        for peak in report.peaks
+        f"{kind} {scope} {scope_id} [{isoformat(start)}, {isoformat(end)}) observed {observed:g}, "
+        f"baseline {baseline:g}, ratio {ratio:.1f}"
+        for kind, scope, scope_id, start, end, observed, baseline, ratio in sections.peaks(report)
     ]
 
     lines += _section("PROPAGATION CHAINS")
     if not report.chains:
         lines.append("No chains.")
-    for number, chain in enumerate(report.chains, start=1):
+    for item in sections.chains(report):
+        root = item.chain.root
         lines.append(
-            f"Chain {number}: root {chain.root.problem_id} in {chain.root.workload} "
-            f"(confidence {chain.confidence:.2f})"
+            f"Chain {item.number}: root {root.problem_id} in {root.workload} "
+            f"(confidence {item.chain.confidence:.2f})"
         )
+        lines.append(f"  {item.line}")
         lines += [
             f"  {n}. {isoformat(m.first_seen)} {m.problem_id} in {m.workload} ({occurrences(m.count)})"
-            for n, m in enumerate(chain.members, start=1)
+            for n, m in enumerate(item.chain.members, start=1)
         ]
-        lines += [f"  evidence: {line}" for line in chain.evidence]
+        lines += [f"  evidence: {line}" for line in item.chain.evidence]
 
     lines += _section("INPUT")
-    stats = report.stats
-    lines.append(
-        f"Events read: {stats.fetched}, accepted: {stats.accepted}, truncated: {stats.truncated}, "
-        f"joined into stack traces: {stats.joined_lines}"
-    )
-    lines.append(f"Skipped: {stats.skipped_total}")
-    lines += [f"  {reason}: {count}" for reason, count in sorted(stats.skipped.items())]
+    health = sections.input_health(report)
+    lines.append("Events " + ", ".join(f"{what}: {count}" for what, count in health.figures))
+    lines += [f"  {reason}: {count}" for reason, count in health.skipped]
 
     lines += _section("RUN")
     figures = report.figures
@@ -116,3 +89,37 @@ def report_to_text(report: Report) -> str:
         f"{v.label}: {v.status.upper()}: {'; '.join(v.reasons)}" for v in report.range_verdicts if not v.ok
     ]
     return "\n".join(lines) + "\n"
+
+
+def _problem_lines(problem: ProblemSummary) -> list[str]:
+    lines = [
+        f"  ID: {problem.id}",
+        f"  Count: {occurrences(problem.count)}",
+        f"  First: {isoformat(problem.first_seen)}",
+        f"  Last: {isoformat(problem.last_seen)}",
+        f"  Services: {', '.join(problem.services)}",
+        f"  Status: {sections.fact(problem)}"
+        + (f" (known since {isoformat(problem.known_since)})" if problem.known_since else "")
+        + f"; triage: {problem.triage}"
+        + (f", silenced until {isoformat(problem.silenced_until)}" if problem.silenced_until else ""),
+        f"  Severity: {problem.severity} (score {problem.score:g})",
+        f"  Findings: {', '.join(problem.finding_kinds) or 'none'}",
+    ]
+    if problem.change:
+        lines.append(f"  What changed: {problem.change}")
+    if problem.workload_stats:
+        lines.append("  Workloads:")
+        lines += [
+            f"    - {w.workload}: {occurrences(w.count)}, "
+            f"{isoformat(w.first_seen)} to {isoformat(w.last_seen)}"
+            for w in problem.workload_stats
+        ]
+    if problem.kibana_url:
+        lines.append(f"  Events: {problem.kibana_url}")
+    lines.append(f"  Sample: {_indented(problem.sample, '          ')}")
+    if problem.owner or problem.ticket:
+        lines.append(f"  Owner: {problem.owner or '-'}  Ticket: {problem.ticket or '-'}")
+    if problem.remediation:
+        lines.append("  Remediation:")
+        lines += [f"    - {step}" for step in problem.remediation]
+    return lines

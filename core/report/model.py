@@ -22,10 +22,11 @@ from core.model import (
     Workload,
     isoformat,
     utc,
+    worst_severity,
 )
 from core.redact import Redactor
 
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.4"
 """Version of the JSON report layout (docs/report-schema.md); bump the major part on breaking changes."""
 
 TOP_DETAILS = 20
@@ -293,7 +294,7 @@ def _summarize(
 ) -> ProblemSummary:
     incidents = sorted(incidents, key=lambda i: i.first_seen or i.window_start)
     head = incidents[0]
-    severity = max((i.severity for i in incidents), key=lambda s: SEVERITY_WEIGHT.get(s, 0.0))
+    severity = worst_severity(i.severity for i in incidents)
     count = sum(i.count for i in incidents)
     kinds = {finding.kind for finding in findings}
     templates = list(dict.fromkeys(t for i in incidents for t in i.fingerprints.values()))[:MAX_TEMPLATES]
