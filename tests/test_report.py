@@ -329,7 +329,7 @@ def test_txt_has_the_sections_in_order(files: dict[str, Path]) -> None:
 def test_json_validates_against_the_schema(files: dict[str, Path]) -> None:
     document = json.loads(files["json"].read_text(encoding="utf-8"))
     jsonschema.validate(document, SCHEMA, cls=jsonschema.Draft202012Validator)
-    assert document["schema_version"] == "1.3"
+    assert document["schema_version"] == "1.4"
     assert document["range"] == {
         "start": "2026-02-09T00:00:00Z",
         "end": "2026-02-10T00:00:00Z",
@@ -459,3 +459,36 @@ def test_lines_joined_into_stack_traces_are_counted_in_the_json_and_the_txt() ->
     assert report_to_dict(joined)["stats"]["joined_lines"] == 60
     assert "joined into stack traces: 60" in report_to_text(joined)
     assert report_from_dict(report_to_dict(joined)).stats.joined_lines == 60
+
+
+def test_each_workload_of_a_problem_has_its_own_count_and_first_and_last_time() -> None:
+    report = scenario_report()
+    db = next(problem for problem in report.problems if problem.id == DB)
+    figures = [(str(s.workload), s.count, s.first_seen, s.last_seen) for s in db.workload_stats]
+    at = DAY + timedelta(minutes=1)
+    assert figures == [
+        ("Deployment/batch-b/etl", 20, at + timedelta(hours=4), at + timedelta(hours=4, minutes=13)),
+        ("Deployment/batch-a/etl", 15, at + timedelta(hours=3), at + timedelta(hours=3, minutes=13)),
+        ("Deployment/cards/api", 5, at + timedelta(hours=5), at + timedelta(hours=5, minutes=13)),
+    ]
+    assert "    Deployment/batch-a/etl: 15 occurrences, 2026-02-09T03:01:00Z to 2026-02-09T03:14:00Z" in (
+        report_to_text(report)
+    )
+    document = report_to_dict(report)
+    jsonschema.validate(document, SCHEMA)
+    stored = next(p for p in document["problems"] if p["id"] == DB)
+    assert stored["workload_stats"][1] == {
+        "workload": {"kind": "Deployment", "namespace": "batch-a", "name": "etl", "cronjob": None},
+        "count": 15,
+        "first_seen": "2026-02-09T03:01:00Z",
+        "last_seen": "2026-02-09T03:14:00Z",
+    }
+    read_back = next(p for p in report_from_dict(document).problems if p.id == DB)
+    assert read_back.workload_stats == db.workload_stats
+
+
+def test_the_json_report_carries_each_problems_fingerprint_keys() -> None:
+    report = scenario_report()
+    document = report_to_dict(report)
+    assert {p["id"]: p["fingerprint_keys"] for p in document["problems"]}[DB] == ["f" * 16]
+    assert next(p for p in report_from_dict(document).problems if p.id == DB).fingerprint_keys == ["f" * 16]

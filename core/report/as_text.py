@@ -53,6 +53,11 @@ def report_to_text(report: Report) -> str:
             f"  First: {isoformat(problem.first_seen)}",
             f"  Last: {isoformat(problem.last_seen)}",
             f"  Services: {', '.join(problem.services)}",
+            *(
+                f"    {stats.workload}: {occurrences(stats.count)}, "
+                f"{isoformat(stats.first_seen)} to {isoformat(stats.last_seen)}"
+                for stats in problem.workload_stats
+            ),
             f"  Status: {problem.status}"
             + (f" (known since {isoformat(problem.known_since)})" if problem.known_since else ""),
             f"  Severity: {problem.severity} (score {problem.score:g})",

@@ -25,7 +25,7 @@ from core.model import (
 )
 from core.redact import Redactor
 
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.4"
 """Version of the JSON report layout (docs/report-schema.md); bump the major part on breaking changes."""
 
 TOP_DETAILS = 20
@@ -315,6 +315,8 @@ def _summarize(
         known_since=utc(state.first_seen) if state else None,
         namespaces=sorted({i.namespace for i in incidents}),
         workloads=sorted({i.workload for i in incidents}, key=str),
+        workload_stats=workload_stats(incidents),
+        fingerprint_keys=sorted({key for i in incidents for key in i.fingerprints}),
         templates=[redactor.redact(template) for template in templates],
         sample=sample,
         findings=sorted(findings, key=lambda f: (f.window_start, f.kind)),
@@ -323,6 +325,24 @@ def _summarize(
         ticket=_text_field(entry, "ticket"),
         notes=_text_field(entry, "notes"),
     )
+
+
+def workload_stats(incidents: Iterable[Incident]) -> list[WorkloadStats]:
+    """Each workload's own count and first and last occurrence, busiest first: the problem's totals
+    alone hide which workload started it and which one carries it."""
+    by_workload: dict[Workload, list[Incident]] = defaultdict(list)
+    for incident in incidents:
+        by_workload[incident.workload].append(incident)
+    stats = [
+        WorkloadStats(
+            workload=workload,
+            count=sum(i.count for i in group),
+            first_seen=min(utc(i.first_seen or i.window_start) for i in group),
+            last_seen=max(utc(i.last_seen or i.window_start) for i in group),
+        )
+        for workload, group in by_workload.items()
+    ]
+    return sorted(stats, key=lambda s: (-s.count, s.first_seen, str(s.workload)))
 
 
 def _text_field(entry: Mapping[str, Any], key: str) -> str | None:
