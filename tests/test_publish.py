@@ -221,7 +221,7 @@ def test_a_problems_workloads_link_and_change_are_shown_when_known() -> None:
     assert links.count(problem.kibana_url) == 2  # its count in the table, and its section
     assert "first seen 4 min after etl rolled out 1.39.3" in "".join(root.itertext())
     workloads = [t for t in root.findall("table") if t.find("tbody/tr/th").text == "Workload"]
-    (table,) = workloads
+    table = workloads[0]  # the first problem's section comes first
     assert [[td.text for td in tr.findall("td")] for tr in table.findall("tbody/tr")[1:]] == [
         ["Deployment/batch-a/etl", "15", "2026-02-09T00:00:00Z", "2026-02-09T01:00:00Z"],
         ["Deployment/cards/api", "25", "2026-02-09T00:05:00Z", "2026-02-09T02:00:00Z"],

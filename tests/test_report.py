@@ -448,6 +448,10 @@ def test_a_cronjobs_jobs_are_one_services_entry_in_every_output(tmp_path: Path) 
     assert {w["cronjob"] for w in record["workloads"] if w["namespace"] == "batch-processing"} == {
         "statement-export"
     }
+    rows = {stats.label: (stats.count, stats.jobs) for stats in problem.workload_stats}
+    assert rows["CronJob/batch-processing/statement-export (24 Jobs)"] == (sum(j.count for j in jobs), 24)
+    assert rows["Job/batch/nightly-settlement-29936280"] == (1, 0)  # a CronJob's one Job keeps its name
+    assert len(rows) == 3
     page = confluence_daily_page(report, chart_filename=None)
     assert "CronJob/batch-processing/statement-export (24 Jobs)" in page
     assert "statement-export-2993" not in page
@@ -459,3 +463,37 @@ def test_lines_joined_into_stack_traces_are_counted_in_the_json_and_the_txt() ->
     assert report_to_dict(joined)["stats"]["joined_lines"] == 60
     assert "joined into stack traces: 60" in report_to_text(joined)
     assert report_from_dict(report_to_dict(joined)).stats.joined_lines == 60
+
+
+def test_each_workload_of_a_problem_has_its_own_count_and_first_and_last_time() -> None:
+    report = scenario_report()
+    db = next(problem for problem in report.problems if problem.id == DB)
+    figures = [(str(s.workload), s.count, s.first_seen, s.last_seen) for s in db.workload_stats]
+    at = DAY + timedelta(minutes=1)
+    assert figures == [
+        ("Deployment/batch-b/etl", 20, at + timedelta(hours=4), at + timedelta(hours=4, minutes=13)),
+        ("Deployment/batch-a/etl", 15, at + timedelta(hours=3), at + timedelta(hours=3, minutes=13)),
+        ("Deployment/cards/api", 5, at + timedelta(hours=5), at + timedelta(hours=5, minutes=13)),
+    ]
+    assert "    - Deployment/batch-a/etl: 15 occurrences, 2026-02-09T03:01:00Z to 2026-02-09T03:14:00Z" in (
+        report_to_text(report)
+    )
+    document = report_to_dict(report)
+    jsonschema.validate(document, SCHEMA)
+    stored = next(p for p in document["problems"] if p["id"] == DB)
+    assert stored["workload_stats"][1] == {
+        "workload": {"kind": "Deployment", "namespace": "batch-a", "name": "etl", "cronjob": None},
+        "count": 15,
+        "first_seen": "2026-02-09T03:01:00Z",
+        "last_seen": "2026-02-09T03:14:00Z",
+        "jobs": 0,
+    }
+    read_back = next(p for p in report_from_dict(document).problems if p.id == DB)
+    assert read_back.workload_stats == db.workload_stats
+
+
+def test_the_json_report_carries_each_problems_fingerprint_keys() -> None:
+    report = scenario_report()
+    document = report_to_dict(report)
+    assert {p["id"]: p["fingerprint_keys"] for p in document["problems"]}[DB] == ["f" * 16]
+    assert next(p for p in report_from_dict(document).problems if p.id == DB).fingerprint_keys == ["f" * 16]

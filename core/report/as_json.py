@@ -23,7 +23,14 @@ from core.model import (
     isoformat,
     utc,
 )
-from core.report.model import SCHEMA_VERSION, ProblemSummary, Report, RunFigures, executive_summary
+from core.report.model import (
+    SCHEMA_VERSION,
+    ProblemSummary,
+    Report,
+    RunFigures,
+    WorkloadStats,
+    executive_summary,
+)
 
 
 def report_to_dict(report: Report) -> dict[str, Any]:
@@ -87,11 +94,19 @@ def problem_to_dict(rank: int, problem: ProblemSummary) -> dict[str, Any]:
         "last_seen": isoformat(problem.last_seen),
         "known_since": isoformat(problem.known_since) if problem.known_since else None,
         "namespaces": problem.namespaces,
-        "workloads": [
-            {"kind": w.kind, "namespace": w.namespace, "name": w.name, "cronjob": w.cronjob}
-            for w in problem.workloads
-        ],
+        "workloads": [_workload_to_dict(w) for w in problem.workloads],
         "services": problem.services,
+        "workload_stats": [
+            {
+                "workload": _workload_to_dict(stats.workload),
+                "count": stats.count,
+                "first_seen": isoformat(stats.first_seen),
+                "last_seen": isoformat(stats.last_seen),
+                "jobs": stats.jobs,
+            }
+            for stats in problem.workload_stats
+        ],
+        "fingerprint_keys": problem.fingerprint_keys,
         "templates": problem.templates,
         "sample": problem.sample,
         "findings": [finding_to_dict(finding) for finding in problem.findings],
@@ -99,6 +114,15 @@ def problem_to_dict(rank: int, problem: ProblemSummary) -> dict[str, Any]:
         "owner": problem.owner,
         "ticket": problem.ticket,
         "notes": problem.notes,
+    }
+
+
+def _workload_to_dict(workload: Workload) -> dict[str, Any]:
+    return {
+        "kind": workload.kind,
+        "namespace": workload.namespace,
+        "name": workload.name,
+        "cronjob": workload.cronjob,
     }
 
 
@@ -253,7 +277,18 @@ def _problem(p: dict[str, Any]) -> ProblemSummary:
         last_seen=_time(p["last_seen"]),
         known_since=_time(p["known_since"]) if p["known_since"] else None,
         namespaces=list(p["namespaces"]),
-        workloads=[Workload(w["kind"], w["namespace"], w["name"]) for w in p["workloads"]],
+        workloads=[_workload(w) for w in p["workloads"]],
+        workload_stats=[  # 1.4
+            WorkloadStats(
+                _workload(s["workload"]),
+                s["count"],
+                _time(s["first_seen"]),
+                _time(s["last_seen"]),
+                s.get("jobs", 0),
+            )
+            for s in p.get("workload_stats", [])
+        ],
+        fingerprint_keys=list(p.get("fingerprint_keys", [])),  # 1.4
         templates=list(p["templates"]),
         sample=p["sample"],
         findings=[finding_from_dict(finding) for finding in p["findings"]],
@@ -262,6 +297,10 @@ def _problem(p: dict[str, Any]) -> ProblemSummary:
         ticket=p["ticket"],
         notes=p["notes"],
     )
+
+
+def _workload(w: dict[str, Any]) -> Workload:
+    return Workload(w["kind"], w["namespace"], w["name"])
 
 
 def _peak(p: dict[str, Any]) -> Peak:

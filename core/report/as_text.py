@@ -110,8 +110,7 @@ def _problem_lines(problem: ProblemSummary) -> list[str]:
     if problem.workload_stats:
         lines.append("  Workloads:")
         lines += [
-            f"    - {w.workload}: {occurrences(w.count)}, "
-            f"{isoformat(w.first_seen)} to {isoformat(w.last_seen)}"
+            f"    - {w.label}: {occurrences(w.count)}, {isoformat(w.first_seen)} to {isoformat(w.last_seen)}"
             for w in problem.workload_stats
         ]
     if problem.kibana_url:

@@ -213,7 +213,7 @@ def _problem_section(rank: int, problem: ProblemSummary, redactor: Redactor) -> 
         parts.append(
             _table(
                 ["Workload", "Events", "First seen", "Last seen"],
-                ([w.workload, w.count, w.first_seen, w.last_seen] for w in problem.workload_stats),
+                ([w.label, w.count, w.first_seen, w.last_seen] for w in problem.workload_stats),
                 redactor,
             )
         )

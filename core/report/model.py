@@ -62,6 +62,16 @@ class WorkloadStats:
     count: int
     first_seen: datetime
     last_seen: datetime
+    jobs: int = 0  # for a CronJob: how many of its Jobs the figures are of
+
+    @property
+    def label(self) -> str:
+        """ "Deployment/cards/api", "CronJob/batch/statement-export (24 Jobs)"."""
+        return (
+            f"{self.workload} ({self.jobs} Job{'s' if self.jobs != 1 else ''})"
+            if self.jobs
+            else str(self.workload)
+        )
 
 
 @dataclass(slots=True)
@@ -316,6 +326,8 @@ def _summarize(
         known_since=utc(state.first_seen) if state else None,
         namespaces=sorted({i.namespace for i in incidents}),
         workloads=sorted({i.workload for i in incidents}, key=str),
+        workload_stats=workload_stats(incidents),
+        fingerprint_keys=sorted({key for i in incidents for key in i.fingerprints}),
         templates=[redactor.redact(template) for template in templates],
         sample=sample,
         findings=sorted(findings, key=lambda f: (f.window_start, f.kind)),
@@ -324,6 +336,33 @@ def _summarize(
         ticket=_text_field(entry, "ticket"),
         notes=_text_field(entry, "notes"),
     )
+
+
+def workload_stats(incidents: Iterable[Incident]) -> list[WorkloadStats]:
+    """Each workload's own count and first and last occurrence, busiest first: the problem's totals
+    alone hide which workload started it and which one carries it. The Jobs of one CronJob are one
+    row, as in the Services cell, when there are several of them."""
+    incidents = list(incidents)
+    jobs: dict[Workload, set[Workload]] = defaultdict(set)
+    for incident in incidents:
+        if cronjob := incident.workload.cronjob:
+            jobs[Workload("CronJob", incident.workload.namespace, cronjob)].add(incident.workload)
+    by_workload: dict[Workload, list[Incident]] = defaultdict(list)
+    for incident in incidents:
+        workload, cronjob = incident.workload, incident.workload.cronjob
+        owner = Workload("CronJob", workload.namespace, cronjob) if cronjob else None
+        by_workload[owner if owner and len(jobs[owner]) > 1 else workload].append(incident)
+    stats = [
+        WorkloadStats(
+            workload=workload,
+            count=sum(i.count for i in group),
+            first_seen=min(utc(i.first_seen or i.window_start) for i in group),
+            last_seen=max(utc(i.last_seen or i.window_start) for i in group),
+            jobs=len(jobs[workload]) if workload.kind == "CronJob" else 0,
+        )
+        for workload, group in by_workload.items()
+    ]
+    return sorted(stats, key=lambda s: (-s.count, s.first_seen, str(s.workload)))
 
 
 def _text_field(entry: Mapping[str, Any], key: str) -> str | None:
