@@ -97,7 +97,7 @@ class DetectConfig:
 
 @dataclass(frozen=True)
 class DetectInput:
-    """What every detector reads. Problems with status "ignored" are left out of everything."""
+    """What every detector reads. Problems people ignore (triage "ignored") are left out of everything."""
 
     analysis: Analysis
     history: History
@@ -106,7 +106,7 @@ class DetectInput:
 
     @cached_property
     def ignored(self) -> frozenset[str]:
-        return frozenset(pid for pid, state in self.states.items() if state.status == "ignored")
+        return frozenset(pid for pid, state in self.states.items() if state.triage == "ignored")
 
     @cached_property
     def incidents(self) -> list[Incident]:
@@ -162,6 +162,22 @@ def detect(
     peaks.sort(key=lambda p: (p.window_start, p.kind, p.scope, p.scope_id, p.namespace or ""))
     findings.sort(key=lambda f: (f.window_start, FINDING_KINDS.index(f.kind), f.problem_id, f.namespaces))
     return Detection(peaks=peaks, findings=findings)
+
+
+def problem_facts(incidents: Iterable[Incident], detection: Detection) -> dict[str, str]:
+    """Each problem's fact (FACTS) in a range: `regressed` when it came back after people resolved
+    it, `new` when first seen, else `recurring` (an ignored problem, which no detector looks at, is
+    recurring: people know it)."""
+    kinds: dict[str, set[str]] = defaultdict(set)
+    for finding in detection.findings:
+        kinds[finding.problem_id].add(finding.kind)
+    facts = {}
+    for incident in incidents:
+        found = kinds.get(incident.problem_id, set())
+        facts[incident.problem_id] = (
+            "regressed" if "regression" in found else "new" if "new" in found else "recurring"
+        )
+    return facts
 
 
 def critical(findings: Iterable[Finding], cfg: DetectConfig) -> list[Finding]:
@@ -339,7 +355,7 @@ def regressions(inp: DetectInput, _: Detection) -> Detection:
     findings = []
     for pid, incidents in _by_problem(inp.incidents).items():
         state = inp.states.get(pid)
-        if state is None or state.status != "resolved":
+        if state is None or state.triage != "resolved":
             continue
         since = state.resolved_at
         again = [i for i in incidents if since is None or i.last_seen >= since]

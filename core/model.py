@@ -24,6 +24,12 @@ MAX_TRACE_IDS = 50
 """Trace ids kept per incident (evidence for propagation chains; bounded so memory stays flat)."""
 
 
+FACTS = ("new", "recurring", "regressed")
+"""What the pipeline knows of a problem: first seen in this range, seen before, or back after people
+resolved it."""
+TRIAGES = ("open", "acknowledged", "ignored", "resolved")
+"""What people decided about a problem, in the registry; an ignored problem is never alerted."""
+
 SEVERITIES = ("critical", "high", "medium", "low")
 """Every severity, most severe first: the one order of the detectors, the reports, the pages and alerts."""
 
@@ -347,13 +353,15 @@ def finding_from_dict(document: Mapping[str, Any]) -> Finding:
 
 @dataclass(frozen=True, slots=True)
 class ProblemState:
-    """What is already known about a problem before this analysis (from the store and the registry)."""
+    """What is already known about a problem before this analysis: its sightings from the store and
+    people's triage from the registry (docs/data-model.md, "Fact and triage")."""
 
     problem_id: str
     first_seen: datetime
     last_seen: datetime
-    status: str  # new | known | ignored | resolved | regressed
+    triage: str = "open"  # one of TRIAGES; an ignore whose `until` has passed reads as open
     resolved_at: datetime | None = None
+    until: datetime | None = None  # an ignore's end; None: until people change it
 
 
 @dataclass(slots=True)

@@ -17,14 +17,14 @@ import socket
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
 from core import log, publish
 from core.analysis import Analyser
-from core.detect import DetectConfig, critical, detect
+from core.detect import DetectConfig, critical, detect, problem_facts
 from core.fetch import SourceUnavailable
 from core.metrics import RunMetrics, push_run_metrics
 from core.model import (
@@ -228,7 +228,7 @@ def analyse(
     states = c.store.problem_states(before=start)
     for earlier in unstored:
         _as_if_stored(earlier.analysis, history, states)
-    states = _with_registry_status(states, c.registry)
+    states = _with_triage(states, c.registry, start)
     detection = detect(analysis, history, states, c.thresholds.detect)
     chains = propagate(analysis, c.thresholds.propagate)
     # Per-minute counts serve burst detection only; a backfill keeps every day's result until its
@@ -259,7 +259,9 @@ def _as_if_stored(earlier: Analysis, history: History, states: dict[str, Problem
         pid, first, last = incident.problem_id, incident.first_seen, incident.last_seen
         if pid in states:
             first, last = min(first, states[pid].first_seen), max(last, states[pid].last_seen)
-        states[pid] = ProblemState(pid, first, last, "known")
+            states[pid] = replace(states[pid], first_seen=first, last_seen=last)
+        else:
+            states[pid] = ProblemState(pid, first, last)
 
 
 def backfill(c: Components, days: list[date], output: Path, *, dry_run: bool, now: datetime) -> RunOutcome:
@@ -623,17 +625,31 @@ def _registry_verdict(registry: Registry) -> Verdict:
     return Verdict("degraded", issues) if issues else Verdict()
 
 
-def _with_registry_status(states: dict[str, ProblemState], registry: Registry) -> dict[str, ProblemState]:
-    """The store knows the facts, people know the status: overlay the registry's statuses."""
+def _with_triage(
+    states: dict[str, ProblemState], registry: Registry, at: datetime
+) -> dict[str, ProblemState]:
+    """The store knows the facts, people know the triage: overlay the registry's. An ignore whose
+    `until` is not after `at` (the range's start) has ended and reads as open."""
     try:
-        statuses = registry.statuses()
+        triages = registry.triages()
     except RegistryError as exc:
         log.get().error("registry unreadable; using database state", error=str(exc))
         return states
-    merged = {}
-    for pid, state in states.items():
-        status, resolved_at = statuses.get(pid, (state.status, state.resolved_at))
-        merged[pid] = ProblemState(pid, state.first_seen, state.last_seen, status, resolved_at)
+    merged = dict(states)
+    for pid, entry in triages.items():
+        ended = entry.triage == "ignored" and entry.until is not None and entry.until <= at
+        state = states.get(pid)
+        if state is None:
+            if entry.triage != "ignored" or ended:
+                continue  # the store has not seen it: new, whatever the registry says
+            # Ignored before the store saw it (a day analysed again, a store started afresh).
+            state = ProblemState(pid, entry.first_seen or at, entry.last_seen or at)
+        merged[pid] = replace(
+            state,
+            triage="open" if ended else entry.triage,
+            resolved_at=entry.resolved_at,
+            until=None if ended else entry.until,
+        )
     return merged
 
 
@@ -653,7 +669,9 @@ def _update_registry(c: Components, run: _Run, results: list[RangeResult], logge
     registry with the next run."""
     if run.dry_run:
         return 0
-    regressed = {f.problem_id for r in results for f in r.detection.findings if f.kind == "regression"}
+    facts = {}  # the newest range's fact of each problem
+    for r in results:
+        facts.update(problem_facts(r.analysis.incidents, r.detection))
     last = c.store.last_processed_window()
     peaks = (
         []
@@ -662,7 +680,7 @@ def _update_registry(c: Components, run: _Run, results: list[RangeResult], logge
     )
     try:
         with run.step("registry") as step:
-            update = c.registry.update(c.store.problems(), peaks, regressed, now)
+            update = c.registry.update(c.store.problems(), peaks, facts, now)
             c.registry.export_csv(c.publisher.export_dir)
             step.counts.update(
                 added=update.problems_added,

@@ -1,8 +1,9 @@
 """The registry of known problems and peaks: YAML files people edit, kept up to date by the pipeline.
 
 `problems.yaml` maps problem id → entry, `peaks.yaml` maps peak id → entry. People own the human
-fields (status, owner, ticket, notes, resolved_at) and their comments; the pipeline rewrites only
-the machine fields and moves a status only from resolved to regressed.
+fields (a problem's triage, until, reason, owner, ticket, notes, resolved_at; a peak's status and
+notes) and their comments; the pipeline rewrites only the machine fields (a problem's fact and what
+follows it), and changes a triage only to reopen a resolved problem that came back.
 """
 
 from __future__ import annotations
@@ -23,34 +24,41 @@ from ruamel.yaml import YAML, CommentedMap
 from ruamel.yaml.error import YAMLError
 
 from core.layout import valid_text
-from core.model import Peak, ProblemRecord, isoformat, utc
+from core.model import FACTS, TRIAGES, Peak, ProblemRecord, isoformat, utc
 from core.redact import redact as default_redact
 from core.report import csv_text
 
-STATUSES = ("new", "known", "ignored", "resolved", "regressed")
+PEAK_STATUSES = ("new", "known", "ignored", "resolved", "regressed")
+LEGACY_TRIAGE = {
+    "new": "open", "known": "acknowledged", "regressed": "open", "ignored": "ignored", "resolved": "resolved",
+}  # fmt: skip
+"""A problem's `status` as files written before triage and fact were two fields have it: its triage
+(a `regressed` one is open, with the fact `regressed`). Such an entry is rewritten with `triage` on the
+next update."""
 MAX_SAMPLE_CHARS = 500
 """A registry sample is a reminder of what the problem looks like, not evidence: keep it short."""
 
 PROBLEMS_HEADER = """\
 Known problems, kept up to date by ai-log-analyzer.
-Edit status (new, known, ignored, resolved, regressed), owner, ticket and notes: the pipeline keeps
-them and your comments, and rewrites only the fields from category to sample."""
+Edit triage (open, acknowledged, ignored, resolved), until (an ignore's end date), reason, owner,
+ticket and notes: the pipeline keeps them and your comments, and rewrites only the fields from fact
+(new, recurring, regressed: what the pipeline saw) to sample. An ignored problem is never alerted."""
 PEAKS_HEADER = """\
 Known peaks (spikes and bursts), kept up to date by ai-log-analyzer.
 Edit status and notes: the pipeline keeps them and your comments, and rewrites only the other fields.
 Peaks older than REGISTRY_PEAK_DAYS before the newest one are removed, unless status or notes were edited."""
 
 ERRORS_COLUMNS = (
-    "problem_id", "status", "owner", "ticket", "category", "flow", "error_class", "severity",
-    "first_seen", "last_seen", "occurrences", "namespaces", "workloads", "template", "sample",
-    "notes", "resolved_at",
+    "problem_id", "triage", "until", "reason", "fact", "owner", "ticket", "category", "flow",
+    "error_class", "severity", "first_seen", "last_seen", "occurrences", "namespaces", "workloads",
+    "template", "sample", "notes", "resolved_at",
 )  # fmt: skip
 PEAKS_COLUMNS = (
     "peak_id", "kind", "scope", "scope_id", "problem_id", "namespace", "window_start", "window_end",
     "observed", "baseline", "ratio", "status", "notes",
 )  # fmt: skip
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-NEW_PROBLEM = {"status": "new", "owner": None, "ticket": None, "notes": None}
+NEW_PROBLEM = {"triage": "open", "until": None, "reason": None, "owner": None, "ticket": None, "notes": None}
 NEW_PEAK = {"status": "new", "notes": None}
 
 
@@ -101,11 +109,14 @@ class RegistryEntry(_EntryMapping):
     """One known problem: the human fields, then the machine facts."""
 
     problem_id: str
-    status: str
+    triage: str  # open | acknowledged | ignored | resolved (LEGACY_TRIAGE for a `status` of old)
+    until: datetime | None  # an ignore's end
+    reason: str | None  # why it is ignored or acknowledged
     owner: str | None
     ticket: str | None
     notes: str | None
     resolved_at: datetime | None
+    fact: str  # new | recurring | regressed, "" before the pipeline wrote one
     category: str
     flow: str
     error_class: str
@@ -188,15 +199,11 @@ class Registry:
         """The known peaks by peak id, oldest first (shared between calls, like `load`)."""
         return dict(self._entries(self.peaks_path, PEAKS_HEADER, _peak_entry))
 
-    def statuses(self) -> dict[str, tuple[str, datetime | None]]:
-        """problem id → (status, resolved_at): what people decided, to overlay on the store's facts.
-        An entry with a status outside STATUSES is left out, so the store's state holds for it (a
+    def triages(self) -> dict[str, RegistryEntry]:
+        """The entries whose triage can be used, to overlay what people decided on the store's facts.
+        An entry with a triage outside TRIAGES is left out, so the store's state holds for it (a
         misspelt `ignore` must not silence a problem, nor count as anything else)."""
-        return {
-            pid: (entry.status, entry.resolved_at)
-            for pid, entry in self.load().items()
-            if entry.status in STATUSES
-        }
+        return {pid: entry for pid, entry in self.load().items() if entry.triage in TRIAGES}
 
     def issues(self) -> list[RegistryIssue]:
         """What people wrote that the pipeline cannot use, problems.yaml first, in file order. As
@@ -210,27 +217,30 @@ class Registry:
         self,
         problems: Sequence[ProblemRecord],
         peaks: Sequence[Peak],
-        regressed: Iterable[str] = frozenset(),
+        facts: Mapping[str, str] | None = None,
         now: datetime | None = None,
     ) -> RegistryUpdate:
         """Merge the store's facts into the registry without losing what people wrote.
 
-        New problems and peaks get status `new`; a `resolved` problem in `regressed` becomes
-        `regressed`; a `resolved` one without `resolved_at` gets `now`. Peaks that started more than
+        `facts`: problem id → its fact (FACTS) in the analysed ranges; a problem the store knows but
+        `facts` does not name keeps its fact, or is `new` when added. New problems get triage `open`
+        and new peaks status `new`; a `resolved` problem whose fact is `regressed` is reopened
+        (`open`); a `resolved` one without `resolved_at` gets `now`. An entry written with a `status`
+        of old gets its `triage` (LEGACY_TRIAGE) in its place. Peaks that started more than
         `peak_days` before the newest one, and that nobody gave a status or notes, are removed (the
         store keeps every peak). A file that does not parse is left as it is (`issues()` says why)
         and the other one is still updated; the store keeps every fact, so the broken file catches
         up with the first update after it is fixed.
         """
         now = utc(now or datetime.now(UTC))
-        regressed = set(regressed)
+        facts = dict(facts or {})
         self.directory.mkdir(parents=True, exist_ok=True)
         # Both phases may update at once; people's editors are covered by the re-read before writing.
         with filelock.FileLock(self.directory / ".registry.lock", timeout=120):
             for _attempt in range(3):
                 problems_raw, problem_doc = self._document_to_change(self.problems_path, PROBLEMS_HEADER)
                 peaks_raw, peak_doc = self._document_to_change(self.peaks_path, PEAKS_HEADER)
-                result = self._merge(problem_doc, peak_doc, problems, peaks, regressed, now)
+                result = self._merge(problem_doc, peak_doc, problems, peaks, facts, now)
                 if _unchanged_since(self.problems_path, problems_raw) and _unchanged_since(
                     self.peaks_path, peaks_raw
                 ):
@@ -255,7 +265,8 @@ class Registry:
             except RegistryError as exc:
                 parsed = _Parsed(raw, None, [exc.issue])
             else:
-                parsed = _Parsed(raw, doc, _status_issues(path, doc))
+                issues = _triage_issues if path == self.problems_path else _peak_status_issues
+                parsed = _Parsed(raw, doc, issues(path, doc))
             self._parsed[path] = parsed
         return parsed
 
@@ -282,35 +293,43 @@ class Registry:
         peak_doc: CommentedMap | None,
         problems: Sequence[ProblemRecord],
         peaks: Sequence[Peak],
-        regressed: set[str],
+        facts: Mapping[str, str],
         now: datetime,
     ) -> RegistryUpdate:
         """Merge into the documents that parsed (None: a file that does not, which is left out)."""
         added, updated = (
-            (0, 0) if problem_doc is None else self._merge_problems(problem_doc, problems, regressed, now)
+            (0, 0) if problem_doc is None else self._merge_problems(problem_doc, problems, facts, now)
         )
         peaks_added, expired = (0, 0) if peak_doc is None else self._merge_peaks(peak_doc, peaks)
         return RegistryUpdate(added, updated, peaks_added, expired)
 
     def _merge_problems(
-        self, problem_doc: CommentedMap, problems: Sequence[ProblemRecord], regressed: set[str], now: datetime
+        self,
+        problem_doc: CommentedMap,
+        problems: Sequence[ProblemRecord],
+        facts: Mapping[str, str],
+        now: datetime,
     ) -> tuple[int, int]:
         """Merge the problems; returns how many were added and updated."""
         added: list[tuple[str, CommentedMap]] = []
         updated: set[str] = set()
+        for pid, entry in problem_doc.items():
+            if _legacy_to_triage(entry):
+                updated.add(pid)
         for record in problems:
-            facts = self._problem_facts(record)
             entry = problem_doc.get(record.problem_id)
+            fact = facts.get(record.problem_id) or (entry and _str(entry.get("fact") or "")) or "new"
+            machine = {"fact": fact, **self._problem_facts(record)}
             if entry is None:
-                added.append((record.problem_id, _new_entry(NEW_PROBLEM, facts)))
-            elif _set_all(entry, facts):
+                added.append((record.problem_id, _new_entry(NEW_PROBLEM, machine)))
+            elif _set_all(entry, machine):
                 updated.add(record.problem_id)
         for pid, entry in problem_doc.items():
-            status = _status(entry)
-            if status == "resolved" and pid in regressed:
-                entry["status"] = "regressed"
+            triage = _triage(entry)
+            if triage == "resolved" and facts.get(pid) == "regressed":
+                entry["triage"] = "open"
                 updated.add(pid)
-            elif status == "resolved" and not entry.get("resolved_at"):
+            elif triage == "resolved" and not entry.get("resolved_at"):
                 entry["resolved_at"] = isoformat(now)
                 updated.add(pid)
         _insert_sorted(problem_doc, added)
@@ -344,7 +363,7 @@ class Registry:
             if start is not None
             and start < cutoff
             and key not in keep
-            and _status(peak_doc[key]) == "new"
+            and _peak_status(peak_doc[key]) == "new"
             and not _text(peak_doc[key].get("notes"))
         ]
         for key in old:
@@ -428,17 +447,41 @@ def _parse(path: Path, header: str, raw: bytes | None) -> CommentedMap:
     return doc
 
 
-def _status_issues(path: Path, doc: CommentedMap) -> list[RegistryIssue]:
-    """An issue for each entry whose status is not one of STATUSES, at the line of its status."""
+def _peak_status_issues(path: Path, doc: CommentedMap) -> list[RegistryIssue]:
+    """An issue for each peak whose status is not one of PEAK_STATUSES, at the line of its status."""
     return [
         RegistryIssue(
             path,
             entry.lc.key("status")[0] + 1,
-            f"unknown status {_str(entry['status']).strip()!r} (allowed: {', '.join(STATUSES)})",
+            f"unknown status {_str(entry['status']).strip()!r} (allowed: {', '.join(PEAK_STATUSES)})",
         )
         for entry in doc.values()
-        if _status(entry) not in STATUSES
+        if _peak_status(entry) not in PEAK_STATUSES
     ]
+
+
+def _triage_issues(path: Path, doc: CommentedMap) -> list[RegistryIssue]:
+    """An issue for each problem whose triage is not one of TRIAGES, or whose `until` is not a date,
+    at the line of the field."""
+    issues = []
+    for entry in doc.values():
+        if _triage(entry) not in TRIAGES:
+            key = "triage" if "triage" in entry else "status"
+            value = _str(entry[key]).strip()
+            issues.append(
+                RegistryIssue(
+                    path, entry.lc.key(key)[0] + 1, f"unknown {key} {value!r} (allowed: {', '.join(TRIAGES)})"
+                )
+            )
+        if entry.get("until") not in (None, "") and _time(entry["until"]) is None:
+            issues.append(
+                RegistryIssue(
+                    path,
+                    entry.lc.key("until")[0] + 1,
+                    f"until {_str(entry['until']).strip()!r} is not a date (write e.g. 2026-12-31)",
+                )
+            )
+    return issues
 
 
 def _unchanged_since(path: Path, raw: bytes | None) -> bool:
@@ -503,8 +546,29 @@ def _insert_sorted(doc: CommentedMap, new: list[tuple[str, CommentedMap]]) -> No
 # --- entries -----------------------------------------------------------------------------------
 
 
-def _status(entry: Mapping[str, Any]) -> str:
+def _peak_status(entry: Mapping[str, Any]) -> str:
     return _str(entry.get("status") or "new").strip().lower()
+
+
+def _triage(entry: Mapping[str, Any]) -> str:
+    """A problem's triage; from its `status` in a file written before there was one."""
+    if "triage" in entry or "status" not in entry:
+        return _str(entry.get("triage") or "open").strip().lower()
+    status = _peak_status(entry)
+    return LEGACY_TRIAGE.get(status, status)
+
+
+def _legacy_to_triage(entry: CommentedMap) -> bool:
+    """Give an entry with a `status` of old its `triage`, in the same place; True if it had one.
+    A status the pipeline does not know stays as written, for its issue to name."""
+    if "triage" in entry or "status" not in entry or _peak_status(entry) not in LEGACY_TRIAGE:
+        return False
+    status = _peak_status(entry)
+    entry.insert(list(entry).index("status"), "triage", LEGACY_TRIAGE[status])
+    del entry["status"]
+    if status == "regressed" and not entry.get("fact"):
+        entry["fact"] = "regressed"
+    return True
 
 
 def _str(value: Any) -> str:
@@ -538,11 +602,14 @@ def _time(value: Any) -> datetime | None:
 def _registry_entry(pid: str, entry: Mapping[str, Any]) -> RegistryEntry:
     return RegistryEntry(
         problem_id=pid,
-        status=_status(entry),
+        triage=_triage(entry),
+        until=_time(entry.get("until")),
+        reason=_text(entry.get("reason")),
         owner=_text(entry.get("owner")),
         ticket=_text(entry.get("ticket")),
         notes=_text(entry.get("notes")),
         resolved_at=_time(entry.get("resolved_at")),
+        fact=_fact(entry),
         category=_str(entry.get("category") or ""),
         flow=_str(entry.get("flow") or ""),
         error_class=_str(entry.get("error_class") or ""),
@@ -555,6 +622,15 @@ def _registry_entry(pid: str, entry: Mapping[str, Any]) -> RegistryEntry:
         template=_str(entry.get("template") or ""),
         sample=_str(entry.get("sample") or ""),
     )
+
+
+def _fact(entry: Mapping[str, Any]) -> str:
+    """The pipeline's fact of an entry: "" for one it has not written yet (a `regressed` status of
+    old says regressed)."""
+    fact = _str(entry.get("fact") or "").strip().lower()
+    if not fact and "triage" not in entry and _peak_status(entry) == "regressed":
+        return "regressed"
+    return fact if fact in FACTS else ""
 
 
 def _peak_facts(peak: Peak) -> dict[str, Any]:
@@ -575,7 +651,7 @@ def _peak_facts(peak: Peak) -> dict[str, Any]:
 def _peak_entry(key: str, entry: Mapping[str, Any]) -> PeakEntry:
     return PeakEntry(
         peak_id=key,
-        status=_status(entry),
+        status=_peak_status(entry),
         notes=_text(entry.get("notes")),
         kind=_str(entry.get("kind") or ""),
         scope=_str(entry.get("scope") or ""),

@@ -713,7 +713,7 @@ class Store:
                 for pid, first, last in conn.execute(query):
                     old = seen.get(pid)
                     seen[pid] = (min(first, old[0]), max(last, old[1])) if old else (first, last)
-        return {pid: ProblemState(pid, first, last, "known") for pid, (first, last) in seen.items()}
+        return {pid: ProblemState(pid, first, last) for pid, (first, last) in seen.items()}
 
     def history(self, start: datetime, end: datetime) -> History:
         """Event counts per window in [start, end), per problem and per namespace."""

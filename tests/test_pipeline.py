@@ -156,10 +156,10 @@ def test_the_new_error_is_new_and_the_usual_ones_are_not(backfilled):
     new_error = manifest.incident("new_error")
     by_id = {p["id"]: p for p in report["problems"]}
     npe = [p for p in report["problems"] if p["error_class"].startswith("null_pointer")]
-    assert npe and npe[0]["status"] == "new"
+    assert npe and (npe[0]["fact"], npe[0]["triage"]) == ("new", "open")
     assert new_error.namespaces[0] in npe[0]["namespaces"]
     validation = by_id["BUSINESS:card_servicing:validation_error"]
-    assert validation["status"] != "new", "a problem seen on every baseline day must not be new"
+    assert validation["fact"] == "recurring", "a problem seen on every baseline day must not be new"
 
 
 def test_the_failed_job_is_attributed_to_its_job_not_the_scraper(backfilled):
@@ -180,7 +180,7 @@ def test_published_payloads_are_written_and_redacted(backfilled):
     card = next(publish.glob("teams_summary_*.json")).read_text()
     for text in (page, card):
         assert "4111111111111111" not in text and "4111 1111 1111 1111" not in text
-    assert "Log Analyzer run at" in card
+    assert f"Log analysis {DAY:%Y-%m-%d}: " in card  # the analysed day, not when it ran
     assert next(publish.glob("trend_*.png")).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -543,8 +543,8 @@ def test_a_problem_people_resolved_is_stamped_with_the_runs_now(demo_file, tmp_p
     backfill(c, [DAY], tmp_path / "reports", dry_run=False, now=datetime(2026, 2, 10, 9, 15, tzinfo=UTC))
     problems = c.registry.problems_path
     text = problems.read_text()
-    problems.write_text(text.replace("status: new", "status: resolved", 1))
-    (resolved,) = [pid for pid, (status, _) in c.registry.statuses().items() if status == "resolved"]
+    problems.write_text(text.replace("triage: open", "triage: resolved", 1))
+    (resolved,) = [pid for pid, entry in c.registry.triages().items() if entry.triage == "resolved"]
     empty = tmp_path / "nothing.ndjson"
     empty.write_bytes(b"")
     later = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
@@ -554,7 +554,8 @@ def test_a_problem_people_resolved_is_stamped_with_the_runs_now(demo_file, tmp_p
     )
     outcome = backfill(quiet, [date(2026, 2, 28)], tmp_path / "r2", dry_run=False, now=later)
     assert outcome.ok, outcome.failed
-    assert c.registry.statuses()[resolved] == ("resolved", later)
+    entry = c.registry.triages()[resolved]
+    assert (entry.triage, entry.resolved_at) == ("resolved", later)
 
 
 def test_every_accepted_event_is_counted_once_whatever_the_batch_boundaries(tmp_path):
@@ -651,3 +652,38 @@ def test_a_run_removes_what_is_older_than_the_retention_and_keeps_the_problems(d
     assert min(w["window_start"] for w in after["windows"]) == "2026-03-20T00:00:00+00:00"
     assert [p["problem_id"] for p in after["problems"]] == [p["problem_id"] for p in before["problems"]]
     assert [r.status for r in c.store.recent_runs(10)] == ["failed", "succeeded"]  # newest first
+
+
+def test_an_ignore_until_a_date_silences_a_problem_until_then(demo_file, tmp_path):
+    # People's triage, not the pipeline's fact: ignored until a date, a problem gets no finding (so
+    # no alert) and the report says until when; once the date has passed it is found again.
+    path, _ = demo_file
+    now = datetime.fromisoformat(NOW).replace(tzinfo=UTC)
+    c = components(tmp_path, NdjsonSource(path))
+    first = backfill(c, [DAY], tmp_path / "r1", dry_run=False, now=now)
+    found = {f.problem_id for f in first.results[0].detection.findings if ":" in f.problem_id}
+    silenced = sorted(pid for pid in found if not pid.startswith("namespace:"))[0]
+
+    def ignore(until: str) -> None:
+        doc = c.registry.problems_path.read_text()
+        head, entry = doc.split(f"{silenced}:\n", 1)
+        entry = entry.replace("  triage: open\n  until:\n  reason:\n", "", 1)
+        triage = f"  triage: ignored\n  until: {until}\n  reason: fixed in the next release\n"
+        c.registry.problems_path.write_text(f"{head}{silenced}:\n{triage}{entry}")
+
+    ignore(f"{DAY + timedelta(days=3)}")
+    second = backfill(c, [DAY], tmp_path / "r2", dry_run=False, now=now)
+    assert silenced not in {f.problem_id for f in second.results[0].detection.findings}
+    report = json.loads(second.report_files["json"].read_text())
+    (problem,) = [p for p in report["problems"] if p["id"] == silenced]
+    assert (problem["triage"], problem["silenced_until"]) == ("ignored", "2026-02-12T00:00:00Z")
+    assert problem["reason"] == "fixed in the next release"
+    assert not any(line.startswith(f"{silenced} ") for line in report["executive_summary"])
+    assert report["problems"][-1]["triage"] == "ignored"  # ranked last
+
+    ignore(f"{DAY}")  # the ignore ended at the start of the day
+    third = backfill(c, [DAY], tmp_path / "r3", dry_run=False, now=now)
+    assert silenced in {f.problem_id for f in third.results[0].detection.findings}
+    report = json.loads(third.report_files["json"].read_text())
+    (problem,) = [p for p in report["problems"] if p["id"] == silenced]
+    assert (problem["triage"], problem["silenced_until"]) == ("open", None)

@@ -155,7 +155,7 @@ def report_of(made: list[Incident], text: str):
     first = made[0]
     peak = Peak("spike", "problem", first.problem_id, first.window_start, first.window_end, 50.0, 2.0, 25.0)
     finding = Finding("new", first.problem_id, first.window_start, "high", text, (first.namespace,))
-    state = ProblemState(first.problem_id, DAY, DAY, "known")
+    state = ProblemState(first.problem_id, DAY, DAY)
     return build_report(
         generated_at=DAY + timedelta(days=1),
         phase="backfill",

@@ -172,7 +172,7 @@ def test_the_top_problems_table_has_at_most_seven_columns_and_lozenges() -> None
     assert [lozenges(cell["Status"]) for cell in cells] == [
         [("Purple", "NEW")],
         [("Red", "REGRESSED")],
-        [("Grey", "RECURRING")],
+        [("Grey", "RECURRING"), ("Blue", "ACKNOWLEDGED")],
         [("Grey", "RECURRING"), ("Grey", "IGNORED")],
     ]
     assert [cell["First – last"].text for cell in cells][:2] == ["03:01 – 05:14", "06:01 – 06:14"]
@@ -233,10 +233,20 @@ def test_a_problems_workloads_link_and_change_are_shown_when_known() -> None:
 
 def known_error_entries(sample: str) -> dict[str, dict[str, Any]]:
     return {
-        "A:x:old": {"status": "known", "last_seen": datetime(2026, 2, 1, tzinfo=UTC), "sample": "ok"},
-        "A:x:ignored": {"status": "ignored", "last_seen": datetime(2026, 2, 9, tzinfo=UTC)},
+        "A:x:old": {
+            "fact": "recurring",
+            "triage": "open",
+            "last_seen": datetime(2026, 2, 1, tzinfo=UTC),
+            "sample": "ok",
+        },
+        "A:x:ignored": {
+            "fact": "recurring",
+            "triage": "ignored",
+            "last_seen": datetime(2026, 2, 9, tzinfo=UTC),
+        },
         "A:x:new": {
-            "status": "known",
+            "fact": "recurring",
+            "triage": "open",
             "last_seen": datetime(2026, 2, 9, tzinfo=UTC),
             "occurrences": 12,
             "namespaces": ["cards", "payments"],
@@ -249,7 +259,7 @@ def known_error_entries(sample: str) -> dict[str, dict[str, Any]]:
 
 def test_known_errors_page_lists_most_severe_then_most_frequent_with_fact_and_triage() -> None:
     entries = known_error_entries("timeout") | {
-        "A:x:loud": {"severity": "high", "occurrences": 900, "status": "new"},
+        "A:x:loud": {"severity": "high", "occurrences": 900, "fact": "new", "triage": "open"},
         "A:x:worst": {
             "severity": "critical",
             "occurrences": 3,
@@ -276,9 +286,9 @@ def test_known_errors_page_lists_most_severe_then_most_frequent_with_fact_and_tr
     quiet = dict(zip(columns, rows[2], strict=True))
     assert lozenges(quiet["Triage"]) == [("Grey", "IGNORED")]
     assert "until 2026-03-01" in "".join(quiet["Triage"].itertext())
-    # A registry written before triage had one status field: "known" is recurring, "ignored" triage.
     ignored = dict(zip(columns, rows[4], strict=True))
-    assert lozenges(ignored["Fact"]) == [] and lozenges(ignored["Triage"]) == [("Grey", "IGNORED")]
+    assert lozenges(ignored["Fact"]) == [("Grey", "RECURRING")]
+    assert lozenges(ignored["Triage"]) == [("Grey", "IGNORED")]
     recurring = dict(zip(columns, rows[3], strict=True))
     assert lozenges(recurring["Fact"]) == [("Grey", "RECURRING")]
     assert lozenges(recurring["Triage"]) == [("Grey", "OPEN")]

@@ -16,7 +16,8 @@ from core.registry import Registry, RegistryError, RegistryIssue, RegistryUpdate
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 POOL = "DATABASE:card_servicing:connection_pool"
 DENIED = "AUTH:card_opening:access_denied"
-ALLOWED = "(allowed: new, known, ignored, resolved, regressed)"
+ALLOWED = "(allowed: open, acknowledged, ignored, resolved)"
+PEAK_ALLOWED = "(allowed: new, known, ignored, resolved, regressed)"
 
 
 def record(
@@ -59,14 +60,16 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
-def test_new_problems_and_peaks_are_added_with_status_new(registry: Registry) -> None:
+def test_new_problems_are_added_open_and_new_and_peaks_with_status_new(registry: Registry) -> None:
     result = registry.update([record(POOL), record(DENIED, total=1)], [peak()])
     assert (result.problems_added, result.problems_updated, result.peaks_added) == (2, 0, 1)
 
     entries = registry.load()
     assert list(entries) == [DENIED, POOL]  # sorted ids
     pool = entries[POOL]
-    assert (pool.status, pool.owner, pool.occurrences) == ("new", None, 42)
+    assert (pool.triage, pool.fact, pool.owner, pool.occurrences) == ("open", "new", None, 42)
+    assert (pool.until, pool.reason) == (None, None)
+    assert registry.load_peaks()[peak_id(peak())].status == "new"
     assert pool.first_seen == T0 and pool.last_seen == T0 + timedelta(hours=2)
     assert pool.template == "CONNECTION TO <HOST> REFUSED"  # redacted with the given function
     assert pool.sample == "CONNECTION TO DB.EXAMPLE.COM REFUSED"
@@ -86,11 +89,11 @@ def test_peoples_edits_and_comments_survive_updates(registry: Registry) -> None:
     registry.update([record(POOL), record(DENIED)], [peak()])
     problems = registry.problems_path
     person = (
-        f"# the pool that bit us in March\n{POOL}:\n  status: known  # triaged on Monday\n"
+        f"# the pool that bit us in March\n{POOL}:\n  triage: acknowledged  # triaged on Monday\n"
         "  owner: team-cards\n  ticket: CARD-1234\n  notes: raise the pool size\n"
         "  runbook: https://wiki.example.com/pool"
     )
-    edit(problems, f"{POOL}:\n  status: new\n  owner:\n  ticket:\n  notes:", person)
+    edit(problems, f"{POOL}:\n  triage: open\n  until:\n  reason:\n  owner:\n  ticket:\n  notes:", person)
     edit(registry.peaks_path, "status: new\n  notes:", "status: known\n  notes: nightly batch")
 
     result = registry.update(
@@ -102,8 +105,8 @@ def test_peoples_edits_and_comments_survive_updates(registry: Registry) -> None:
     assert "# the pool that bit us in March" in text and "# triaged on Monday" in text
     assert "runbook: https://wiki.example.com/pool" in text  # a field the pipeline does not know
     pool = registry.load()[POOL]
-    assert (pool.status, pool.owner, pool.ticket, pool.notes) == (
-        "known",
+    assert (pool.triage, pool.owner, pool.ticket, pool.notes) == (
+        "acknowledged",
         "team-cards",
         "CARD-1234",
         "raise the pool size",
@@ -113,31 +116,98 @@ def test_peoples_edits_and_comments_survive_updates(registry: Registry) -> None:
     assert list(registry.load()) == sorted(registry.load())
 
 
-def test_only_resolved_problems_seen_again_become_regressed(registry: Registry) -> None:
+def test_a_resolved_problem_seen_again_is_reopened_as_regressed(registry: Registry) -> None:
     registry.update([record(POOL), record(DENIED)], [])
-    edit(registry.problems_path, "status: new", "status: resolved")  # DENIED comes first
-    edit(registry.problems_path, "status: new", "status: ignored")  # then POOL
+    edit(registry.problems_path, "triage: open", "triage: resolved")  # DENIED comes first
+    edit(registry.problems_path, "triage: open", "triage: ignored")  # then POOL
     now = datetime(2024, 5, 3, 9, 0, tzinfo=UTC)
 
-    registry.update([record(POOL), record(DENIED)], [], regressed={POOL}, now=now)
-    assert registry.statuses() == {DENIED: ("resolved", now), POOL: ("ignored", None)}  # resolved_at recorded
+    registry.update([record(POOL), record(DENIED)], [], {POOL: "regressed"}, now=now)
+    entries = registry.triages()
+    assert {pid: (e.triage, e.resolved_at) for pid, e in entries.items()} == {
+        DENIED: ("resolved", now),  # resolved_at recorded
+        POOL: ("ignored", None),  # only a resolved problem is reopened
+    }
+    assert (entries[DENIED].fact, entries[POOL].fact) == ("new", "regressed")
 
-    registry.update([record(POOL), record(DENIED)], [], regressed={POOL, DENIED})
-    assert registry.statuses()[DENIED] == ("regressed", now)
+    registry.update([record(POOL), record(DENIED)], [], {POOL: "recurring", DENIED: "regressed"})
+    denied = registry.triages()[DENIED]
+    assert (denied.triage, denied.fact, denied.resolved_at) == ("open", "regressed", now)
+    assert registry.triages()[POOL].fact == "recurring"
+
+
+def test_a_problem_not_seen_in_the_run_keeps_its_fact(registry: Registry) -> None:
+    registry.update([record(POOL)], [], {POOL: "regressed"})
+    registry.update([record(POOL), record(DENIED)], [], {DENIED: "recurring"})
+    assert {pid: e.fact for pid, e in registry.load().items()} == {POOL: "regressed", DENIED: "recurring"}
+
+
+def test_an_ignore_until_a_date_and_its_reason_are_read(registry: Registry) -> None:
+    registry.update([record(POOL)], [])
+    edit(
+        registry.problems_path,
+        "triage: open\n  until:\n  reason:",
+        "triage: ignored\n  until: 2024-06-01\n  reason: known batch noise, fixed in 1.40",
+    )
+    pool = registry.triages()[POOL]
+    assert (pool.triage, pool.until, pool.reason) == (
+        "ignored",
+        datetime(2024, 6, 1, tzinfo=UTC),
+        "known batch noise, fixed in 1.40",
+    )
+    assert registry.issues() == []
+
+
+def test_an_until_that_is_no_date_is_an_issue_with_its_line(registry: Registry) -> None:
+    registry.update([record(POOL)], [])
+    edit(registry.problems_path, "triage: open\n  until:", "triage: ignored\n  until: next friday")
+    assert registry.issues() == [
+        RegistryIssue(registry.problems_path, 7, "until 'next friday' is not a date (write e.g. 2026-12-31)")
+    ]
+    assert registry.triages()[POOL].until is None  # still ignored, with no end
+
+
+@pytest.mark.parametrize(
+    ("status", "triage", "fact"),
+    [
+        ("new", "open", "new"),
+        ("known", "acknowledged", "recurring"),
+        ("regressed", "open", "regressed"),
+        ("ignored", "ignored", "recurring"),
+        ("resolved", "resolved", "recurring"),
+    ],
+)
+def test_a_status_of_old_is_read_as_its_triage_and_rewritten_in_place(
+    registry: Registry, status: str, triage: str, fact: str
+) -> None:
+    registry.directory.mkdir()
+    registry.problems_path.write_text(
+        f"{POOL}:\n  status: {status}  # set by ops\n  owner: team-cards\n  occurrences: 3\n"
+    )
+    assert registry.triages()[POOL].triage == triage and registry.issues() == []
+
+    registry.update([record(POOL)], [], {POOL: fact} if status != "regressed" else {})
+
+    text = registry.problems_path.read_text()
+    assert "status:" not in text and text.index("triage:") < text.index("owner: team-cards")
+    entry = registry.load()[POOL]
+    assert (entry.triage, entry.fact, entry.owner) == (triage, fact, "team-cards")
 
 
 def test_resolved_at_written_by_people_is_understood(registry: Registry) -> None:
     registry.update([record(POOL)], [])
-    edit(registry.problems_path, "status: new", "status: Resolved\n  resolved_at: 2024-05-02")
-    assert registry.statuses() == {POOL: ("resolved", datetime(2024, 5, 2, tzinfo=UTC))}
+    edit(registry.problems_path, "triage: open", "triage: Resolved\n  resolved_at: 2024-05-02")
+    pool = registry.triages()[POOL]
+    assert (pool.triage, pool.resolved_at) == ("resolved", datetime(2024, 5, 2, tzinfo=UTC))
 
 
 @pytest.mark.parametrize("written", ["9999-12-31T23:00:00-05:00", '"0001-01-01T00:00:00+01:00"'])
 def test_a_resolved_at_that_is_no_time_in_utc_is_ignored_not_fatal(registry: Registry, written: str) -> None:
     # Readable as a date, but past year 9999 (or before year 1) once in UTC.
     registry.update([record(POOL)], [])
-    edit(registry.problems_path, "status: new", f"status: resolved\n  resolved_at: {written}")
-    assert registry.statuses() == {POOL: ("resolved", None)}
+    edit(registry.problems_path, "triage: open", f"triage: resolved\n  resolved_at: {written}")
+    pool = registry.triages()[POOL]
+    assert (pool.triage, pool.resolved_at) == ("resolved", None)
 
 
 def test_a_rerun_writes_the_same_bytes_and_no_new_backup(registry: Registry) -> None:
@@ -164,9 +234,9 @@ def test_the_same_input_gives_the_same_bytes_whatever_its_order(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("text", "line"),
     [
-        (f"# people's notes\n{POOL}:\n  status: [known\n  owner: team-cards\n", 4),  # unclosed [ seen here
-        (f"# people's notes\n{POOL}:\n  status: known\n  owner: team-cards\n   ticket: CARD-1\n", 5),
-        (f"{POOL}:\n  status: known\n{POOL}:\n  status: new\n", 3),  # a duplicate id
+        (f"# people's notes\n{POOL}:\n  triage: [open\n  owner: team-cards\n", 4),  # unclosed [ seen here
+        (f"# people's notes\n{POOL}:\n  triage: open\n  owner: team-cards\n   ticket: CARD-1\n", 5),
+        (f"{POOL}:\n  triage: open\n{POOL}:\n  triage: open\n", 3),  # a duplicate id
     ],
 )
 def test_a_yaml_error_is_an_issue_with_file_and_line_and_that_file_is_left_as_written(
@@ -190,7 +260,7 @@ def test_a_yaml_error_is_an_issue_with_file_and_line_and_that_file_is_left_as_wr
     assert issue.message.startswith("invalid YAML: ")
     assert str(issue) == f"{registry.problems_path} line {line}: {issue.message}"
     with pytest.raises(RegistryError) as error:
-        registry.statuses()
+        registry.triages()
     assert error.value.issue == issue
     assert registry.export_csv(export) == [export / "peaks_table_latest.csv"]
     assert (export / "errors_table_latest.csv").read_bytes() == errors_export
@@ -199,25 +269,27 @@ def test_a_yaml_error_is_an_issue_with_file_and_line_and_that_file_is_left_as_wr
 def test_an_unknown_status_is_an_issue_and_stays_as_written(registry: Registry) -> None:
     registry.update([record(POOL), record(DENIED)], [peak()])
     text = registry.problems_path.read_text()
-    text = text.replace(f"{DENIED}:\n  status: new", f"{DENIED}:\n  status: Acknowledged  # by ops")
-    text = text.replace(f"{POOL}:\n  status: new", f"{POOL}:\n  status: Known")  # any case is fine
+    text = text.replace(f"{DENIED}:\n  triage: open", f"{DENIED}:\n  triage: Investigating  # by ops")
+    text = text.replace(f"{POOL}:\n  triage: open", f"{POOL}:\n  triage: Acknowledged")  # any case is fine
     registry.problems_path.write_text(text)
     edit(registry.peaks_path, "status: new", "status: ignore")
 
     assert registry.issues() == [
-        RegistryIssue(registry.problems_path, 5, f"unknown status 'Acknowledged' {ALLOWED}"),
-        RegistryIssue(registry.peaks_path, 5, f"unknown status 'ignore' {ALLOWED}"),
+        RegistryIssue(registry.problems_path, 6, f"unknown triage 'Investigating' {ALLOWED}"),
+        RegistryIssue(registry.peaks_path, 5, f"unknown status 'ignore' {PEAK_ALLOWED}"),
     ]
-    assert str(registry.issues()[1]) == f"{registry.peaks_path} line 5: unknown status 'ignore' {ALLOWED}"
-    assert registry.load()[DENIED].status == "acknowledged"  # every entry still reads
-    assert registry.statuses() == {POOL: ("known", None)}  # the store's state holds for DENIED
+    assert (
+        str(registry.issues()[1]) == f"{registry.peaks_path} line 5: unknown status 'ignore' {PEAK_ALLOWED}"
+    )
+    assert registry.load()[DENIED].triage == "investigating"  # every entry still reads
+    assert {pid: e.triage for pid, e in registry.triages().items()} == {POOL: "acknowledged"}
 
     registry.update([record(POOL), record(DENIED, total=7)], [peak()])
 
-    assert "  status: Acknowledged  # by ops\n" in registry.problems_path.read_text()
+    assert "  triage: Investigating  # by ops\n" in registry.problems_path.read_text()
     assert "  status: ignore\n" in registry.peaks_path.read_text()
     assert registry.load()[DENIED].occurrences == 7
-    assert [issue.line for issue in registry.issues()] == [5, 5]
+    assert [issue.line for issue in registry.issues()] == [6, 5]
 
 
 def test_a_registry_without_files_has_no_issues(registry: Registry) -> None:
@@ -238,20 +310,21 @@ def test_an_edit_on_disk_between_two_loads_is_seen(registry: Registry) -> None:
 
 def test_an_edit_made_after_a_load_survives_the_next_update(registry: Registry) -> None:
     registry.update([record(POOL)], [])
-    registry.statuses()
-    edit(registry.problems_path, "status: new\n  owner:", "status: known\n  owner: team-cards  # mine")
+    registry.triages()
+    edit(registry.problems_path, "triage: open", "triage: acknowledged")
+    edit(registry.problems_path, "  owner:", "  owner: team-cards  # mine")
 
     registry.update([record(POOL, total=50)], [])
 
     assert "owner: team-cards  # mine" in registry.problems_path.read_text()
     pool = registry.load()[POOL]
-    assert (pool.status, pool.owner, pool.occurrences) == ("known", "team-cards", 50)
+    assert (pool.triage, pool.owner, pool.occurrences) == ("acknowledged", "team-cards", 50)
 
 
 def test_a_file_broken_after_a_load_is_an_error_not_the_old_content(registry: Registry) -> None:
     registry.update([record(POOL)], [])
     registry.load()
-    registry.problems_path.write_text(f"{POOL}:\n  status: [known\n")
+    registry.problems_path.write_text(f"{POOL}:\n  triage: [open\n")
     with pytest.raises(RegistryError):
         registry.load()
 
@@ -267,7 +340,7 @@ def test_an_unchanged_file_is_parsed_once(registry: Registry, monkeypatch: pytes
 
     monkeypatch.setattr(registry_module, "_parse", counting_parse)
     for _day in range(3):
-        registry.statuses()
+        registry.triages()
         registry.issues()
     registry.load()
     assert parsed == ["problems.yaml", "peaks.yaml"]

@@ -1,4 +1,4 @@
-"""Tests for core.report: merging, ranking, status, and the TXT/JSON/CSV files."""
+"""Tests for core.report: merging, ranking, fact and triage, and the TXT/JSON/CSV files."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ from core.report import (
     report_to_text,
     write_reports,
 )
-from core.report.model import problem_score, problem_status
+from core.report.model import problem_fact, problem_score, problem_triage
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "docs" / "report.schema.json").read_text())
 DAY = datetime(2026, 2, 9, tzinfo=UTC)
@@ -163,13 +163,13 @@ def scenario_report(**overrides: object) -> Report:
             )
         ],
         "states": {
-            BUSINESS: ProblemState(BUSINESS, before, DAY - timedelta(days=1), "known"),
-            AUTH: ProblemState(AUTH, before, DAY - timedelta(days=1), "known"),
+            BUSINESS: ProblemState(BUSINESS, before, DAY - timedelta(days=1), "acknowledged"),
+            AUTH: ProblemState(AUTH, before, DAY - timedelta(days=1), "ignored"),
             NETWORK: ProblemState(NETWORK, before, before, "resolved", resolved_at=before),
         },
         "registry": {
-            AUTH: {"status": "ignored", "owner": "team-cards", "ticket": 4711, "notes": ""},
-            BUSINESS: {"status": "known", "owner": "team-servicing", "ticket": "CARD-12"},
+            AUTH: {"triage": "ignored", "owner": "team-cards", "ticket": 4711, "notes": ""},
+            BUSINESS: {"triage": "acknowledged", "owner": "team-servicing", "ticket": "CARD-12"},
         },
         "classes": {
             DB: ProblemClass(
@@ -215,7 +215,7 @@ def test_critical_new_cross_namespace_problem_outranks_big_low_severity_one(repo
 
 def test_ignored_problem_is_ranked_last_and_never_in_the_summary(report: Report) -> None:
     assert report.problems[-1].id == AUTH
-    assert report.problems[-1].status == "ignored"
+    assert report.problems[-1].triage == "ignored"
     assert not any(AUTH in line for line in executive_summary(report))
 
 
@@ -249,31 +249,49 @@ def test_incidents_merge_per_problem(report: Report) -> None:
     assert db.known_since is None
 
 
-def test_statuses_come_from_findings_states_and_registry(report: Report) -> None:
-    statuses = {problem.id: problem.status for problem in report.problems}
-    assert statuses == {DB: "new", BUSINESS: "known", AUTH: "ignored", NETWORK: "regressed"}
+def test_fact_and_triage_come_from_findings_states_and_registry(report: Report) -> None:
+    facts = {problem.id: (problem.fact, problem.triage) for problem in report.problems}
+    assert facts == {
+        DB: ("new", "open"),
+        BUSINESS: ("recurring", "acknowledged"),
+        AUTH: ("recurring", "ignored"),
+        NETWORK: ("regressed", "open"),
+    }
     auth = report.problems[-1]
     assert (auth.owner, auth.ticket, auth.notes) == ("team-cards", "4711", None)
 
 
 @pytest.mark.parametrize(
-    ("state_status", "registry_status", "kinds", "expected"),
+    ("known", "kinds", "expected"),
     [
-        (None, None, [], "new"),
-        ("known", None, [], "known"),
-        ("new", None, [], "known"),
-        ("known", "ignored", ["new", "spike"], "ignored"),
-        ("resolved", None, [], "regressed"),
-        ("known", None, ["regression"], "regressed"),
-        ("known", "investigating", [], "investigating"),
-        ("known", None, ["new"], "new"),
+        (False, [], "new"),
+        (True, [], "recurring"),
+        (True, ["new", "spike"], "new"),
+        (True, ["regression"], "regressed"),
+        (False, ["regression"], "regressed"),
+        (True, ["spike"], "recurring"),
     ],
 )
-def test_problem_status_precedence(
-    state_status: str | None, registry_status: str | None, kinds: list[str], expected: str
+def test_a_problems_fact_is_what_the_pipeline_saw(known: bool, kinds: list[str], expected: str) -> None:
+    state = ProblemState("A:b:c", DAY, DAY) if known else None
+    assert problem_fact(state=state, finding_kinds=kinds) == expected
+
+
+@pytest.mark.parametrize(
+    ("state_triage", "entry", "expected"),
+    [
+        (None, {}, "open"),
+        (None, {"triage": "acknowledged"}, "acknowledged"),
+        (None, {"triage": "investigating"}, "open"),  # not a triage: never silences anything
+        ("ignored", {"triage": "open"}, "ignored"),  # the range's overlaid state wins
+        ("open", {"triage": "ignored"}, "open"),  # e.g. an ignore whose until has passed
+    ],
+)
+def test_a_problems_triage_is_what_people_decided(
+    state_triage: str | None, entry: dict[str, str], expected: str
 ) -> None:
-    state = ProblemState("A:b:c", DAY, DAY, state_status) if state_status else None
-    assert problem_status(state=state, registry_status=registry_status, finding_kinds=kinds) == expected
+    state = ProblemState("A:b:c", DAY, DAY, state_triage) if state_triage else None
+    assert problem_triage(state=state, entry=entry) == expected
 
 
 def test_score_prefers_severity_and_findings_over_volume() -> None:
@@ -365,7 +383,8 @@ def test_csv_reads_back_with_pandas(report: Report, files: dict[str, Path]) -> N
     frame = pd.read_csv(files["csv"], keep_default_na=False)
     assert list(frame["id"]) == [problem.id for problem in report.problems]
     assert list(frame["count"]) == [problem.count for problem in report.problems]
-    assert list(frame["status"]) == [problem.status for problem in report.problems]
+    assert list(frame["fact"]) == [problem.fact for problem in report.problems]
+    assert list(frame["triage"]) == [problem.triage for problem in report.problems]
     assert list(frame["sample"]) == [problem.sample for problem in report.problems]
     assert frame.loc[0, "namespaces"] == "batch-a; batch-b; cards"
     assert list(frame["rank"]) == list(range(1, len(report.problems) + 1))

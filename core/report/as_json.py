@@ -87,7 +87,10 @@ def problem_to_dict(rank: int, problem: ProblemSummary) -> dict[str, Any]:
         "flow": problem.flow,
         "error_class": problem.error_class,
         "severity": problem.severity,
-        "status": problem.status,
+        "fact": problem.fact,
+        "triage": problem.triage,
+        "silenced_until": isoformat(problem.silenced_until) if problem.silenced_until else None,
+        "reason": problem.reason,
         "score": problem.score,
         "count": problem.count,
         "first_seen": isoformat(problem.first_seen),
@@ -263,6 +266,11 @@ def _time(value: str) -> datetime:
     return utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
 
 
+# Reports before 1.4 have one `status` for the fact and the triage.
+_LEGACY_FACT = {"new": "new", "regressed": "regressed"}
+_LEGACY_TRIAGE = {"ignored": "ignored", "resolved": "resolved", "acknowledged": "acknowledged"}
+
+
 def _problem(p: dict[str, Any]) -> ProblemSummary:
     return ProblemSummary(
         id=p["id"],
@@ -270,7 +278,10 @@ def _problem(p: dict[str, Any]) -> ProblemSummary:
         flow=p["flow"],
         error_class=p["error_class"],
         severity=p["severity"],
-        status=p["status"],
+        fact=p["fact"] if "fact" in p else _LEGACY_FACT.get(p["status"], "recurring"),
+        triage=p["triage"] if "triage" in p else _LEGACY_TRIAGE.get(p["status"], "open"),
+        silenced_until=_time(p["silenced_until"]) if p.get("silenced_until") else None,
+        reason=p.get("reason"),
         score=p["score"],
         count=p["count"],
         first_seen=_time(p["first_seen"]),

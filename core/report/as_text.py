@@ -98,10 +98,11 @@ def _problem_lines(problem: ProblemSummary) -> list[str]:
         f"  First: {isoformat(problem.first_seen)}",
         f"  Last: {isoformat(problem.last_seen)}",
         f"  Services: {', '.join(problem.services)}",
-        f"  Status: {sections.fact(problem)}"
-        + (f" (known since {isoformat(problem.known_since)})" if problem.known_since else "")
-        + f"; triage: {problem.triage}"
-        + (f", silenced until {isoformat(problem.silenced_until)}" if problem.silenced_until else ""),
+        f"  Fact: {problem.fact}"
+        + (f" (known since {isoformat(problem.known_since)})" if problem.known_since else ""),
+        f"  Triage: {problem.triage}"
+        + (f", silenced until {isoformat(problem.silenced_until)}" if problem.silenced_until else "")
+        + (f" ({problem.reason})" if problem.reason else ""),
         f"  Severity: {problem.severity} (score {problem.score:g})",
         f"  Findings: {', '.join(problem.finding_kinds) or 'none'}",
     ]

@@ -164,7 +164,7 @@ def _summary(report: Report, x: Callable[[object], str]) -> str:
 
 def _status_cell(problem: ProblemSummary, redactor: Redactor) -> str:
     """The fact and, unless the problem is simply open, people's triage."""
-    fact, triage = sections.fact(problem), sections.triage(problem)
+    fact, triage = problem.fact, problem.triage
     badges = ([lozenge(fact, FACT_COLOURS)] if fact else []) + (
         [lozenge(triage, TRIAGE_COLOURS)] if triage != "open" else []
     )
@@ -309,25 +309,6 @@ KNOWN_PEAK_COLUMNS = (
 """Columns of the known-peaks page and the registry entry keys they show (None: the entry's id)."""
 
 
-def _entry_fact(entry: Entry) -> str:
-    """The pipeline's fact of a registry entry ("" when unknown); entries written before triage had
-    one status field for both."""
-    if entry.get("fact"):
-        return text(entry["fact"])
-    status = text(entry.get("status"))
-    return "recurring" if status == "known" else status if status in ("new", "regressed") else ""
-
-
-def _entry_triage(entry: Entry) -> str:
-    if entry.get("triage"):
-        return text(entry["triage"])
-    return (
-        text(entry.get("status"))
-        if entry.get("status") in ("ignored", "resolved", "acknowledged")
-        else "open"
-    )
-
-
 def _count(value: object) -> int:
     try:
         return int(value)  # type: ignore[call-overload]
@@ -358,7 +339,7 @@ def known_errors_page(
     )
     rows = []
     for entry_id, entry in ordered:
-        triage = lozenge(_entry_triage(entry), TRIAGE_COLOURS)
+        triage = lozenge(text(entry.get("triage") or "open"), TRIAGE_COLOURS)
         if entry.get("until"):
             triage += f" until {x(entry['until'])}"
         if entry.get("reason"):
@@ -367,7 +348,7 @@ def known_errors_page(
             [
                 x(entry_id),
                 lozenge(text(entry.get("severity")), SEVERITY_COLOURS) if entry.get("severity") else "",
-                lozenge(_entry_fact(entry), FACT_COLOURS) if _entry_fact(entry) else "",
+                lozenge(text(entry["fact"]), FACT_COLOURS) if entry.get("fact") else "",
                 triage,
                 *(
                     x(entry.get(key))

@@ -10,6 +10,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 from core.model import (
+    TRIAGES,
     Chain,
     Detection,
     Finding,
@@ -83,7 +84,8 @@ class ProblemSummary:
     flow: str
     error_class: str
     severity: str
-    status: str  # new | known | regressed | ignored | … (a human status from the registry)
+    fact: str  # FACTS: new | recurring | regressed, what the pipeline saw
+    triage: str  # TRIAGES: open | acknowledged | ignored | resolved, what people decided
     score: float
     count: int
     first_seen: datetime
@@ -98,11 +100,8 @@ class ProblemSummary:
     owner: str | None = None
     ticket: str | None = None
     notes: str | None = None
-    # What the pipeline knows (new | recurring | regressed) apart from what people decided
-    # (open | acknowledged | ignored | resolved), and until when an ignored problem stays silenced.
-    fact: str = ""
-    triage: str = "open"
-    silenced_until: datetime | None = None
+    silenced_until: datetime | None = None  # an ignored problem's `until`
+    reason: str | None = None  # why people ignore or acknowledge it
     workload_stats: list[WorkloadStats] = field(default_factory=list)  # each workload's own figures
     kibana_url: str | None = None  # a Discover link showing exactly this problem's events
     change: str | None = None  # what changed before it started ("first seen 4 min after … rolled out 1.39.3")
@@ -185,19 +184,21 @@ def problem_score(severity: str, finding_kinds: Iterable[str], count: int) -> fl
     return SEVERITY_WEIGHT.get(severity, 1.0) * findings_factor * (1.0 + math.log10(max(count, 1)))
 
 
-def problem_status(
-    *, state: ProblemState | None, registry_status: str | None, finding_kinds: Iterable[str]
-) -> str:
-    """The status shown for a problem seen in the range; a person's "ignored" always wins."""
+def problem_fact(*, state: ProblemState | None, finding_kinds: Iterable[str]) -> str:
+    """What the pipeline saw of a problem in the range (FACTS); the same rule as the registry's
+    (core.detect.problem_facts), and a problem the store did not know is new even when ignored."""
     kinds = set(finding_kinds)
-    known_status = registry_status or (state.status if state else None)
-    if known_status == "ignored":
-        return "ignored"
-    if "regression" in kinds or known_status == "resolved":
+    if "regression" in kinds:
         return "regressed"
-    if state is None or "new" in kinds:
-        return "new"
-    return "known" if known_status in (None, "new") else known_status
+    return "new" if state is None or "new" in kinds else "recurring"
+
+
+def problem_triage(*, state: ProblemState | None, entry: Mapping[str, Any]) -> str:
+    """What people decided (TRIAGES): the range's state overlaid with the registry, else the entry."""
+    if state is not None:
+        return state.triage
+    triage = str(entry.get("triage") or "open")
+    return triage if triage in TRIAGES else "open"
 
 
 def _finding_targets(finding: Finding, incidents_by_problem: dict[str, list[Incident]]) -> list[str]:
@@ -257,7 +258,7 @@ def build_report(
         )
         for problem_id, group in incidents_by_problem.items()
     ]
-    problems.sort(key=lambda p: (p.status == "ignored", -p.score, -p.count, p.id))
+    problems.sort(key=lambda p: (p.triage == "ignored", -p.score, -p.count, p.id))
     return Report(
         generated_at=utc(generated_at),
         phase=phase,
@@ -311,6 +312,10 @@ def _summarize(
     # The busiest incident's sample is the most representative one. Redact the whole message before
     # cutting it, so that a secret is never cut into a form the rules no longer recognise.
     busiest = max(incidents, key=lambda i: i.count)
+    fact = problem_fact(state=state, finding_kinds=kinds)
+    triage = problem_triage(state=state, entry=entry)
+    if fact == "regressed" and triage == "resolved":
+        triage = "open"  # reopened, as the registry's next update writes it
     sample = redactor.redact(busiest.samples[0])[:MAX_SAMPLE_CHARS] if busiest.samples else ""
     return ProblemSummary(
         id=problem_id,
@@ -318,7 +323,8 @@ def _summarize(
         flow=head.flow,
         error_class=head.error_class,
         severity=severity,
-        status=problem_status(state=state, registry_status=_text_field(entry, "status"), finding_kinds=kinds),
+        fact=fact,
+        triage=triage,
         score=round(problem_score(severity, kinds, count), 3),
         count=count,
         first_seen=min(utc(i.first_seen or i.window_start) for i in incidents),
@@ -335,6 +341,8 @@ def _summarize(
         owner=_text_field(entry, "owner"),
         ticket=_text_field(entry, "ticket"),
         notes=_text_field(entry, "notes"),
+        silenced_until=state.until if state and triage == "ignored" else None,
+        reason=_text_field(entry, "reason"),
     )
 
 
@@ -374,7 +382,7 @@ def _text_field(entry: Mapping[str, Any], key: str) -> str | None:
 def summary_problems(report: Report, n: int = 5) -> list[ProblemSummary]:
     """The problems for the executive summary: the top `n`, never an ignored one, and a chain's
     dependent problems folded into its root (one outage is one line, not one line per namespace)."""
-    shown = [problem for problem in report.problems if problem.status != "ignored"]
+    shown = [problem for problem in report.problems if problem.triage != "ignored"]
     listed = {problem.id for problem in shown}
     caused = chain_dependents(report)
     folded = {pid for root, dependents in caused.items() if root in listed for pid in dependents}
@@ -415,7 +423,7 @@ def why_it_matters(problem: ProblemSummary) -> str:
             reasons.append(f"cross-namespace ({len(problem.namespaces)} namespaces)")
         else:
             reasons.append(kind)
-    if problem.status == "regressed" and "regression" not in reasons:
+    if problem.fact == "regressed" and "regression" not in reasons:
         reasons.append("regression")
     return ", ".join(reasons) or f"{problem.severity} severity"
 

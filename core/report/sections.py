@@ -69,33 +69,16 @@ def status_line(report: Report) -> str:
     """The run's verdict when it is not ok, else how many problems and of which kind."""
     if not report.verdict.ok:
         return report.verdict.headline()
-    shown = [problem for problem in report.problems if problem.status != "ignored"]
+    shown = [problem for problem in report.problems if problem.triage != "ignored"]
     if not shown:
         return "no problems"
     counts = {
         "critical": sum(problem.severity == "critical" for problem in shown),
-        "new": sum(fact(problem) == "new" for problem in shown),
-        "regressed": sum(fact(problem) == "regressed" for problem in shown),
+        "new": sum(problem.fact == "new" for problem in shown),
+        "regressed": sum(problem.fact == "regressed" for problem in shown),
     }
     notes = ", ".join(f"{count} {what}" for what, count in counts.items() if count)
     return plural(len(shown), "problem") + (f" ({notes})" if notes else "")
-
-
-def fact(problem: ProblemSummary) -> str:
-    """What the pipeline knows of a problem: new, recurring or regressed ("" when a report from before
-    the two fields does not say)."""
-    if problem.fact:
-        return problem.fact
-    if problem.status in ("new", "regressed"):
-        return problem.status
-    return "recurring" if problem.status == "known" or problem.known_since else ""
-
-
-def triage(problem: ProblemSummary) -> str:
-    """What people decided: open, acknowledged, ignored or resolved (older reports: their status)."""
-    if problem.triage == "open" and problem.status in ("acknowledged", "ignored", "resolved"):
-        return problem.status
-    return problem.triage
 
 
 def times(first: datetime, last: datetime, day: date) -> str:
@@ -108,7 +91,7 @@ def times(first: datetime, last: datetime, day: date) -> str:
 
 def marker(problem: ProblemSummary) -> str:
     """ "NEW" or "REGRESSED" for a problem people have not seen in this form before, else ""."""
-    return fact(problem).upper() if fact(problem) in ("new", "regressed") else ""
+    return problem.fact.upper() if problem.fact in ("new", "regressed") else ""
 
 
 def summary(report: Report) -> list[SummaryItem]:
