@@ -115,6 +115,13 @@ def group(findings: Iterable[Finding]) -> list[AlertIncident]:
     def join(a: int, b: int) -> None:
         parent[root(a)] = root(b)
 
+    # The members of one propagation chain are one incident, even across error classes (a database
+    # refusing connections, its clients' pools running dry).
+    first_of_chain: dict[str, int] = {}
+    for i, finding in enumerate(findings):
+        if finding.chain is not None:
+            first = first_of_chain.setdefault(finding.chain.root, i)
+            join(i, first)
     first_of_class: dict[str, int] = {}
     for i, finding in enumerate(findings):
         if finding.problem_id.startswith(NAMESPACE_SCOPE):
@@ -155,6 +162,8 @@ def _incident(findings: list[Finding]) -> AlertIncident:
     first = min(problems or findings, key=lambda f: (started(f), f.problem_id))
     named = [f for f in findings if f.origin]
     origin = min(named, key=lambda f: (started(f), f.problem_id)).origin if named else ""
+    # A chain's root is where the failure started, even when its own finding is not among these.
+    chain = min((f.chain for f in findings if f.chain), key=lambda c: (c.first_seen, c.root), default=None)
     # The size of the problem's own finding reads better than its namespace's, which sums other problems.
     sized = [f for f in problems or findings if f.observed is not None]
     biggest = max(sized, key=lambda f: (f.baseline is not None, f.observed or 0.0), default=None)
@@ -167,15 +176,25 @@ def _incident(findings: list[Finding]) -> AlertIncident:
     if "*" in key:  # a cross-namespace class across flows: name the problem where it started
         real = [f for f in problems if "*" not in f.problem_id]
         key = min(real, key=lambda f: (started(f), f.problem_id)).problem_id if real else key
+    if chain is not None:
+        key, origin = chain.root, chain.origin or origin
+    reached = [f.chain for f in findings if f.chain]
     return AlertIncident(
         key=key,
         severity=worst_severity(f.severity for f in findings),
         members=tuple(sorted({f.problem_id for f in findings})),
         kinds=tuple(k for k in KIND_WORDS if any(f.kind == k for f in findings)),
-        namespaces=tuple(sorted({ns for f in findings for ns in f.namespaces if ns})),
-        workloads=tuple(sorted({w for f in findings for w in f.workloads})),
+        namespaces=tuple(
+            sorted(
+                {ns for f in findings for ns in f.namespaces if ns}
+                | {ns for c in reached for ns in c.namespaces}
+            )
+        ),
+        workloads=tuple(
+            sorted({w for f in findings for w in f.workloads} | {w for c in reached for w in c.workloads})
+        ),
         origin=origin,
-        started_at=min(started(f) for f in findings),
+        started_at=min([started(f) for f in findings] + ([utc(chain.first_seen)] if chain else [])),
         last_window=max(utc(f.window_start) for f in findings),
         magnitude=magnitude,
     )

@@ -293,6 +293,21 @@ class Peak:
 
 
 @dataclass(frozen=True, slots=True)
+class ChainRef:
+    """The propagation chain a finding's problem is a member of: where the failure started and every
+    workload it reached, so an alert names the root and the whole spread (core.propagate)."""
+
+    root: str  # the root member's problem id
+    origin: str  # the root member's workload, "Kind/namespace/name"
+    first_seen: datetime  # the root member's first event
+    workloads: tuple[str, ...]  # every member's workload, "Kind/namespace/name"
+
+    @property
+    def namespaces(self) -> tuple[str, ...]:
+        return tuple(sorted({w.split("/")[1] for w in self.workloads if w.count("/") >= 2}))
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
     """A detector's verdict worth telling people about."""
 
@@ -308,6 +323,7 @@ class Finding:
     first_seen: datetime | None = None  # the first of its events
     origin: str = ""  # the workload of that first event, "Kind/namespace/name"
     workloads: tuple[str, ...] = ()  # every workload with its events, "Kind/namespace/name"
+    chain: ChainRef | None = None  # the chain its problem is a member of, if any
 
 
 def finding_to_dict(finding: Finding) -> dict[str, Any]:
@@ -325,6 +341,14 @@ def finding_to_dict(finding: Finding) -> dict[str, Any]:
         "first_seen": isoformat(finding.first_seen) if finding.first_seen else None,
         "origin": finding.origin,
         "workloads": list(finding.workloads),
+        "chain": None
+        if finding.chain is None
+        else {
+            "root": finding.chain.root,
+            "origin": finding.chain.origin,
+            "first_seen": isoformat(finding.chain.first_seen),
+            "workloads": list(finding.chain.workloads),
+        },
     }
 
 
@@ -348,6 +372,9 @@ def finding_from_dict(document: Mapping[str, Any]) -> Finding:
         first_seen=_time(first_seen) if first_seen else None,
         origin=document.get("origin", ""),
         workloads=tuple(document.get("workloads", ())),
+        chain=None
+        if not (chain := document.get("chain"))
+        else ChainRef(chain["root"], chain["origin"], _time(chain["first_seen"]), tuple(chain["workloads"])),
     )
 
 

@@ -41,7 +41,7 @@ from core.model import (
     isoformat,
     window_start,
 )
-from core.propagate import PropagateConfig, propagate
+from core.propagate import PropagateConfig, propagate, with_chains
 from core.redact import Redactor
 from core.registry import Registry, RegistryError
 from core.report import (
@@ -231,6 +231,7 @@ def analyse(
     states = _with_triage(states, c.registry, start)
     detection = detect(analysis, history, states, c.thresholds.detect)
     chains = propagate(analysis, c.thresholds.propagate)
+    detection.findings = with_chains(detection.findings, chains)
     # Per-minute counts serve burst detection only; a backfill keeps every day's result until its
     # report, so they are released here rather than held for each day.
     analysis.minute_counts = {}

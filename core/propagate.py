@@ -18,7 +18,7 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from core.model import Analysis, Chain, ChainMember, Incident
+from core.model import Analysis, Chain, ChainMember, ChainRef, Finding, Incident
 
 DEFAULT_CATEGORY_PRIOR: dict[str, float] = {
     "DATABASE": 1.0,
@@ -178,6 +178,37 @@ def propagate(analysis: Analysis, cfg: PropagateConfig) -> list[Chain]:
             chains.append(chain)
     chains.sort(key=lambda c: (c.root.first_seen, c.root.problem_id, c.root.workload))
     return chains
+
+
+def with_chains(findings: Iterable[Finding], chains: Iterable[Chain]) -> list[Finding]:
+    """Each finding with the chain its problem is a member of (the most confident one; a
+    cross-namespace finding `CATEGORY:*:class` belongs to a chain holding a problem of its class), so
+    that an alert about it names the chain's root and every workload the chain reached."""
+    ranked = sorted(chains, key=lambda chain: -chain.confidence)
+
+    def member_of(finding: Finding, chain: Chain) -> bool:
+        category, wildcard, error_class = finding.problem_id.partition(":*:")
+        return any(
+            m.problem_id == finding.problem_id
+            or (
+                wildcard
+                and m.problem_id.startswith(f"{category}:")
+                and m.problem_id.endswith(f":{error_class}")
+            )
+            for m in chain.members
+        )
+
+    enriched = []
+    for finding in findings:
+        chain = next((chain for chain in ranked if member_of(finding, chain)), None)
+        if chain is not None:
+            root = chain.root
+            workloads = tuple(sorted({m.workload for m in chain.members if m.workload}))
+            finding = replace(
+                finding, chain=ChainRef(root.problem_id, root.workload, root.first_seen, workloads)
+            )
+        enriched.append(finding)
+    return enriched
 
 
 def _episodes(incidents: Iterable[Incident]) -> list[_Episode]:

@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from core.alerting import group
-from core.model import Finding, against_baseline, plural, severity_rank, worst_severity
+from core.model import (
+    ChainRef,
+    Finding,
+    against_baseline,
+    finding_from_dict,
+    finding_to_dict,
+    plural,
+    severity_rank,
+    worst_severity,
+)
 
 T = datetime(2026, 2, 9, 16, 15, tzinfo=UTC)
 DB = "DATABASE:core_db:too_many_connections"
@@ -57,3 +66,37 @@ def test_findings_that_belong_together_are_one_incident() -> None:
         f"{DB} (new problem, spike): started 2026-02-09T16:15:00Z in StatefulSet/core-db/pg; "
         "affects 2 namespaces (core-db, payments); 428 events; none in the 7-day baseline"
     )
+
+
+def test_the_members_of_one_chain_are_one_incident_named_by_its_root() -> None:
+    # A database refusing connections and a client's pool running dry are two error classes; the
+    # chain (shared trace ids, the dependency direction) says they are one outage, rooted in the database.
+    earlier = datetime(2026, 2, 9, 16, 2, tzinfo=UTC)
+    chain = ChainRef(
+        DB,
+        "StatefulSet/core-db/postgres",
+        earlier,
+        ("CronJob/batch-processing/settlement", "Deployment/payments/api", "StatefulSet/core-db/postgres"),
+    )
+    pool = "DATABASE:batch_processing:connection_pool"
+    findings = [
+        Finding("spike", pool, T, "critical", "pool", ("batch-processing",), first_seen=T, chain=chain),
+        Finding(
+            "new", "DATABASE:payments:too_many_connections", T, "critical", "new", ("payments",), chain=chain
+        ),
+        Finding("spike", "AUTH:cards:access_denied", T, "critical", "other", ("cards",)),
+    ]
+    auth, outage = sorted(group(findings), key=lambda i: i.key)
+    assert auth.key == "AUTH:cards:access_denied" and auth.origin == ""
+    assert outage.key == DB  # the root, though its own finding is not among these
+    assert outage.origin == "StatefulSet/core-db/postgres" and outage.started_at == earlier
+    assert outage.namespaces == ("batch-processing", "core-db", "payments")
+    assert set(chain.workloads) <= set(outage.workloads)
+    assert "affects 3 namespaces (batch-processing, core-db, payments)" in outage.headline()
+
+
+def test_a_finding_with_its_chain_reads_back_from_json() -> None:
+    chain = ChainRef(DB, "StatefulSet/core-db/postgres", T, ("StatefulSet/core-db/postgres",))
+    finding = Finding("new", DB, T, "critical", "new", ("core-db",), chain=chain)
+    assert finding_from_dict(finding_to_dict(finding)) == finding
+    assert finding_from_dict({**finding_to_dict(finding), "chain": None}).chain is None

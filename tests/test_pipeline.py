@@ -349,8 +349,8 @@ def test_the_demo_outage_is_one_critical_incident_naming_every_namespace(demo_fi
     assert headlines[0].startswith("CRITICAL DATABASE:core_db:too_many_connections")
     assert "in StatefulSet/core-db/postgres" in headlines[0]
     # batch-processing fails with another error class (connection_pool), linked only by the chain's
-    # trace ids; the chains are not stored with the pending alerts yet.
-    assert "affects 3 namespaces (card-servicing, core-db, payments)" in headlines[0]
+    # trace ids: the chain stored with the pending alerts brings it into the one incident.
+    assert "affects 4 namespaces (batch-processing, card-servicing, core-db, payments)" in headlines[0]
     assert "namespace(s)" not in alert.read_text() and "baseline of 0.0" not in alert.read_text()
 
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.model import WINDOW, Analysis, Chain, ChainMember, Incident, InputStats
-from core.propagate import DEFAULT_DATASTORES, MIN_LEAD, PropagateConfig, propagate
+from core.model import WINDOW, Analysis, Chain, ChainMember, Finding, Incident, InputStats
+from core.propagate import DEFAULT_DATASTORES, MIN_LEAD, PropagateConfig, propagate, with_chains
 
 OUTAGE = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
 CFG = PropagateConfig()
@@ -395,3 +395,22 @@ def test_a_root_is_never_later_than_a_member_unless_that_member_depends_on_it(me
 
 def test_the_data_store_words_are_lower_case_name_parts() -> None:
     assert all(word == word.lower() and not _PARTS.search(word) for word in DEFAULT_DATASTORES)
+
+
+def test_a_finding_of_a_chain_member_carries_the_chains_root_and_spread() -> None:
+    (chain,) = propagate(analyse(db_outage()), CFG)
+    member = chain.members[-1]
+    findings = [
+        Finding("spike", member.problem_id, OUTAGE, "critical", "spike", (member.namespace,)),
+        Finding("cross_namespace", "TIMEOUT:*:upstream_timeout", OUTAGE, "high", "x", ("card-servicing",)),
+        Finding("new", "AUTH:cards:access_denied", OUTAGE, "critical", "unrelated", ("cards",)),
+    ]
+    spike, spread, unrelated = with_chains(findings, [chain])
+    assert spike.chain is not None and spike.chain == spread.chain
+    assert (spike.chain.root, spike.chain.origin) == (
+        "DATABASE:core_db:connection_pool",
+        "StatefulSet/core-db/postgres",
+    )
+    assert spike.chain.first_seen == chain.root.first_seen
+    assert spike.chain.namespaces == ("card-servicing", "core-db", "payments")
+    assert unrelated.chain is None
