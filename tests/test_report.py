@@ -516,3 +516,13 @@ def test_the_json_report_carries_each_problems_fingerprint_keys() -> None:
     document = report_to_dict(report)
     assert {p["id"]: p["fingerprint_keys"] for p in document["problems"]}[DB] == ["f" * 16]
     assert next(p for p in report_from_dict(document).problems if p.id == DB).fingerprint_keys == ["f" * 16]
+
+
+def test_a_problem_has_one_severity_in_the_report_and_its_alerts() -> None:
+    # A low problem whose burst pages as critical is critical in the report too, never "low"
+    # on the page and "CRITICAL burst" in the alert.
+    quiet = scenario_report(detection=Detection([], []))
+    assert next(p for p in quiet.problems if p.id == BUSINESS).severity == "low"
+    burst = Finding("burst", BUSINESS, DAY + timedelta(hours=2), "critical", "surge", ("cards",))
+    paged = scenario_report(detection=Detection([], [burst]))
+    assert next(p for p in paged.problems if p.id == BUSINESS).severity == "critical"

@@ -305,7 +305,8 @@ def _summarize(
 ) -> ProblemSummary:
     incidents = sorted(incidents, key=lambda i: i.first_seen or i.window_start)
     head = incidents[0]
-    severity = worst_severity(i.severity for i in incidents)
+    # One severity everywhere: a problem whose finding pages as critical is critical in the report too.
+    severity = worst_severity([*(i.severity for i in incidents), *(f.severity for f in findings)])
     count = sum(i.count for i in incidents)
     kinds = {finding.kind for finding in findings}
     templates = list(dict.fromkeys(t for i in incidents for t in i.fingerprints.values()))[:MAX_TEMPLATES]
