@@ -23,10 +23,9 @@ import pytest
 from test_report import DAY, DB, scenario_incidents, scenario_report
 
 from core.model import Detection, Finding, Verdict
-from core.publish import teams_alert_card
 from core.report.confluence import confluence_daily_page, page_title
 from core.report.model import WorkloadStats
-from core.report.teams import teams_summary_card
+from core.report.teams import teams_alert_card, teams_summary_card
 
 CARDS = Path(__file__).parent / "cards"
 RENDERER = CARDS / "node_modules" / "adaptivecards" / "dist" / "adaptivecards.min.js"

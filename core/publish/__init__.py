@@ -21,10 +21,10 @@ from core.publish.publisher import (
     publish,
     report_messages,
 )
-from core.publish.render import AlertContext, redacted_csv, teams_alert_card, trend_chart_png
+from core.publish.render import redacted_csv, trend_chart_png
 from core.report import ReportFileError, StoredReport, newest_complete_report, read_report
 from core.report.confluence import confluence_daily_page, known_errors_page, known_peaks_page
-from core.report.teams import payload_size, teams_summary_card
+from core.report.teams import AlertContext, payload_size, teams_alert_card, teams_summary_card
 
 if TYPE_CHECKING:
     from core.publish.confluence import ConfluenceChannel

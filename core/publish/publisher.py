@@ -25,7 +25,7 @@ from core.redact import DEFAULT_REDACTOR, Redactor
 from core.registry import Registry, RegistryError
 from core.report import Report, report_to_csv
 from core.report.confluence import confluence_daily_page, known_errors_page, known_peaks_page, page_title
-from core.report.teams import payload_text, teams_summary_card
+from core.report.teams import payload_text, teams_alert_card, teams_summary_card
 
 if TYPE_CHECKING:
     from core.publish.confluence import ConfluenceChannel
@@ -302,7 +302,7 @@ def alert_messages(
     note = _teams_message(ALERT_KIND, {}, _alert_subject(noted)) if noted else None
     if not sent:
         return AlertPlan([], note, held_back)
-    card = render.teams_alert_card(sent, None, redactor=redactor)
+    card = teams_alert_card(sent, None, redactor=redactor)
     return AlertPlan([_teams_message(ALERT_KIND, card, _alert_subject(sent))], note, held_back)
 
 

@@ -1,4 +1,5 @@
-"""Teams messages as Adaptive Cards: the daily summary, and the blocks and size fitting every card uses.
+"""Teams messages as Adaptive Cards: the daily summary, the regular phase's alert, and the blocks and
+size fitting every card uses.
 
 Log text goes into cards as TextRuns, which Teams shows verbatim instead of reading them as Markdown;
 every piece of it is redacted (again: the report already is; redaction is idempotent).
@@ -8,11 +9,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from core.model import isoformat
+from core.alerting import AlertUpdate, group
+from core.model import WINDOW, Finding, isoformat, plural, severity_rank, utc
 from core.redact import DEFAULT_REDACTOR, Redactor
 from core.report import sections
+from core.report.confluence import text
 from core.report.model import Report, empty_summary
 
 MAX_TEAMS_PAYLOAD_BYTES = 28_000
@@ -156,3 +161,126 @@ def teams_summary_card(
         runs.append(text_run(redactor.redact(item.line)))
         lines.append([{"type": "RichTextBlock", "inlines": runs}])
     return card(head, lines, page_url)
+
+
+# ----------------------------------------------------------------------------------------------- alert
+
+
+@dataclass(frozen=True, slots=True)
+class AlertContext:
+    """What a regular-phase alert says beside its findings: the window, counts and raw samples."""
+
+    start: datetime
+    end: datetime
+    generated_at: datetime | None = None
+    counts: Mapping[str, int] = field(default_factory=dict)  # problem id → occurrences in the window
+    samples: Mapping[str, str] = field(default_factory=dict)  # problem id → a sample (redacted on render)
+    page_url: str | None = None
+
+    @classmethod
+    def from_report(cls, report: Report, page_url: str | None = None) -> AlertContext:
+        return cls(
+            start=report.start,
+            end=report.end,
+            generated_at=report.generated_at,
+            counts={problem.id: problem.count for problem in report.problems},
+            samples={problem.id: problem.sample for problem in report.problems},
+            page_url=page_url,
+        )
+
+    @classmethod
+    def from_updates(cls, updates: Sequence[AlertUpdate]) -> AlertContext:
+        """The windows the incidents were seen in, when the caller has nothing more to say."""
+        if not updates:
+            raise ValueError("an alert without incidents needs a context")
+        return cls(
+            start=min(u.incident.started_at for u in updates),
+            end=max(u.incident.last_window for u in updates) + WINDOW,
+        )
+
+
+STATE_WORDS = {
+    "new": "",
+    "escalated": "ESCALATED ",
+    "updated": "UPDATED ",
+    "ongoing": "STILL ACTIVE ",
+    "resolved": "RESOLVED ",
+}
+
+
+def alert_headline(update: AlertUpdate) -> str:
+    """ "CRITICAL DATABASE:payments:too_many_connections (spike): started …", with the state before the
+    severity when it is not a new incident ("RESOLVED", "ESCALATED")."""
+    incident = update.incident
+    return f"{STATE_WORDS[update.state]}{incident.severity.upper()} {incident.headline()}"
+
+
+def teams_alert_card(
+    updates: Sequence[AlertUpdate] | Sequence[Finding],
+    context: Report | AlertContext | None = None,
+    *,
+    redactor: Redactor = DEFAULT_REDACTOR,
+) -> dict[str, Any]:
+    """A regular-phase Teams alert: one block per alert incident, most severe first, each with one
+    severity, its headline, what it affected before an escalation, and a sample. Findings are grouped
+    into new incidents (core.alerting)."""
+    if updates and isinstance(updates[0], Finding):
+        updates = [AlertUpdate("new", incident) for incident in group(updates)]  # type: ignore[arg-type]
+    shown: list[AlertUpdate] = list(updates)  # type: ignore[arg-type]
+    if context is None:
+        context = AlertContext.from_updates(shown)
+    elif isinstance(context, Report):
+        context = AlertContext.from_report(context)
+    # Resolutions last: what needs people now comes first.
+    ordered = sorted(
+        shown,
+        key=lambda u: (u.state == "resolved", severity_rank(u.incident.severity), u.incident.key),
+    )
+
+    def incident_blocks(update: AlertUpdate) -> list[dict[str, Any]]:
+        incident = update.incident
+        color = "Good" if update.state == "resolved" else "Attention"
+        blocks = [literal(redactor.redact(alert_headline(update)), weight="Bolder", color=color)]
+        facts = [("Since", isoformat(incident.started_at)), ("Last window", isoformat(incident.last_window))]
+        if incident.namespaces:
+            facts.append(("Namespaces", ", ".join(incident.namespaces)))
+        if incident.workloads:
+            facts.append(("Workloads", ", ".join(incident.workloads)))
+        if len(incident.members) > 1:
+            facts.append(("Findings of", ", ".join(incident.members)))
+        facts.append(("Size", incident.magnitude))
+        if update.state == "escalated":
+            before = f"{(update.previous_severity or '').upper()} in " + (
+                ", ".join(update.previous_namespaces) or "no namespace"
+            )
+            facts.append(("Before", before))
+        count = context.counts.get(incident.key)
+        if count is not None:
+            facts.append(("Occurrences in range", str(count)))
+        blocks.append(
+            {
+                "type": "FactSet",
+                "facts": [
+                    {"title": title, "value": redactor.redact(text(value))[:MAX_CARD_TEXT_CHARS]}
+                    for title, value in facts
+                ],
+            }
+        )
+        sample = context.samples.get(incident.key)
+        if sample and update.state != "resolved":
+            blocks.append(literal(redactor.redact(sample), fontType="Monospace", isSubtle=True))
+        return blocks
+
+    title = "Log Analyzer alert"
+    if context.generated_at:
+        title += f" at {utc(context.generated_at):%Y-%m-%d %H:%M:%S} UTC"
+    head = [
+        heading(title),
+        {
+            "type": "TextBlock",
+            "text": f"Window [{isoformat(context.start)}, {isoformat(context.end)}): "
+            f"{plural(len(ordered), 'incident')}",
+            "wrap": True,
+        },
+    ]
+    return card(head, [incident_blocks(update) for update in ordered], context.page_url)
