@@ -164,22 +164,6 @@ def detect(
     return Detection(peaks=peaks, findings=findings)
 
 
-def problem_facts(incidents: Iterable[Incident], detection: Detection) -> dict[str, str]:
-    """Each problem's fact (FACTS) in a range: `regressed` when it came back after people resolved
-    it, `new` when first seen, else `recurring` (an ignored problem, which no detector looks at, is
-    recurring: people know it)."""
-    kinds: dict[str, set[str]] = defaultdict(set)
-    for finding in detection.findings:
-        kinds[finding.problem_id].add(finding.kind)
-    facts = {}
-    for incident in incidents:
-        found = kinds.get(incident.problem_id, set())
-        facts[incident.problem_id] = (
-            "regressed" if "regression" in found else "new" if "new" in found else "recurring"
-        )
-    return facts
-
-
 def critical(findings: Iterable[Finding], cfg: DetectConfig) -> list[Finding]:
     """The findings that page people, in their given order.
 

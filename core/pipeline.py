@@ -24,7 +24,7 @@ from pathlib import Path
 
 from core import log, publish
 from core.analysis import Analyser
-from core.detect import DetectConfig, critical, detect, problem_facts
+from core.detect import DetectConfig, critical, detect
 from core.fetch import SourceUnavailable
 from core.metrics import RunMetrics, push_run_metrics
 from core.model import (
@@ -276,7 +276,7 @@ def backfill(c: Components, days: list[date], output: Path, *, dry_run: bool, no
         ranges = _process(c, run, starts, DAY, "day", stop_at_failure=False, logger=logger)
         _apply_retention(c.store, c.schedule.retention_days, run, now)
         results = [r.result for r in ranges if r.result is not None]
-        registry_updates = _update_registry(c, run, results, logger, now)
+        registry_updates = _update_registry(c, run, logger, now)
         figures = _figures(ranges, len(days), registry_updates, run.elapsed())
         verdicts = [r.verdict for r in ranges] + [_registry_verdict(c.registry)]
         verdict = Verdict.worst(verdicts, range_text(starts[0], starts[-1] + DAY))
@@ -309,7 +309,7 @@ def regular_phase(c: Components, lookback: timedelta, *, dry_run: bool, now: dat
         ranges = _process(c, run, windows, WINDOW, "window", stop_at_failure=True, logger=logger)
         _apply_retention(c.store, c.schedule.retention_days, run, now)
         results = [r.result for r in ranges if r.result is not None]
-        registry_updates = _update_registry(c, run, results, logger, now)
+        registry_updates = _update_registry(c, run, logger, now)
         figures = _figures(ranges, len(windows), registry_updates, run.elapsed())
         label = range_text(windows[0], windows[-1] + WINDOW) if windows else ""
         verdict = Verdict.worst([r.verdict for r in ranges] + [_registry_verdict(c.registry)], label)
@@ -662,7 +662,7 @@ def _apply_retention(store: Store, retention_days: int, run: _Run, now: datetime
         step.counts.update(store.purge_before(now - timedelta(days=retention_days)))
 
 
-def _update_registry(c: Components, run: _Run, results: list[RangeResult], logger, now: datetime) -> int:
+def _update_registry(c: Components, run: _Run, logger, now: datetime) -> int:
     """Bring the registry and its CSV exports up to date with the store (never in a dry run); returns
     the entries added or updated.
 
@@ -670,9 +670,6 @@ def _update_registry(c: Components, run: _Run, results: list[RangeResult], logge
     registry with the next run."""
     if run.dry_run:
         return 0
-    facts = {}  # the newest range's fact of each problem
-    for r in results:
-        facts.update(problem_facts(r.analysis.incidents, r.detection))
     last = c.store.last_processed_window()
     peaks = (
         []
@@ -681,7 +678,7 @@ def _update_registry(c: Components, run: _Run, results: list[RangeResult], logge
     )
     try:
         with run.step("registry") as step:
-            update = c.registry.update(c.store.problems(), peaks, facts, now)
+            update = c.registry.update(c.store.problems(), peaks, now)
             c.registry.export_csv(c.publisher.export_dir)
             step.counts.update(
                 added=update.problems_added,

@@ -217,30 +217,29 @@ class Registry:
         self,
         problems: Sequence[ProblemRecord],
         peaks: Sequence[Peak],
-        facts: Mapping[str, str] | None = None,
         now: datetime | None = None,
     ) -> RegistryUpdate:
         """Merge the store's facts into the registry without losing what people wrote.
 
-        `facts`: problem id → its fact (FACTS) in the analysed ranges; a problem the store knows but
-        `facts` does not name keeps its fact, or is `new` when added. New problems get triage `open`
-        and new peaks status `new`; a `resolved` problem whose fact is `regressed` is reopened
-        (`open`); a `resolved` one without `resolved_at` gets `now`. An entry written with a `status`
-        of old gets its `triage` (LEGACY_TRIAGE) in its place. Peaks that started more than
+        New problems get triage `open` and new peaks status `new`; a `resolved` one without
+        `resolved_at` gets `now`; a `resolved` problem seen since its `resolved_at` is reopened
+        (`open`) with the fact `regressed`. Each problem's fact follows from the store and the entry
+        alone (`_fact_of`), so a run killed halfway and completed by the next one writes what one
+        whole run would. An entry written with a `status` of old gets its `triage` (LEGACY_TRIAGE) in
+        its place. Peaks that started more than
         `peak_days` before the newest one, and that nobody gave a status or notes, are removed (the
         store keeps every peak). A file that does not parse is left as it is (`issues()` says why)
         and the other one is still updated; the store keeps every fact, so the broken file catches
         up with the first update after it is fixed.
         """
         now = utc(now or datetime.now(UTC))
-        facts = dict(facts or {})
         self.directory.mkdir(parents=True, exist_ok=True)
         # Both phases may update at once; people's editors are covered by the re-read before writing.
         with filelock.FileLock(self.directory / ".registry.lock", timeout=120):
             for _attempt in range(3):
                 problems_raw, problem_doc = self._document_to_change(self.problems_path, PROBLEMS_HEADER)
                 peaks_raw, peak_doc = self._document_to_change(self.peaks_path, PEAKS_HEADER)
-                result = self._merge(problem_doc, peak_doc, problems, peaks, facts, now)
+                result = self._merge(problem_doc, peak_doc, problems, peaks, now)
                 if _unchanged_since(self.problems_path, problems_raw) and _unchanged_since(
                     self.peaks_path, peaks_raw
                 ):
@@ -293,13 +292,10 @@ class Registry:
         peak_doc: CommentedMap | None,
         problems: Sequence[ProblemRecord],
         peaks: Sequence[Peak],
-        facts: Mapping[str, str],
         now: datetime,
     ) -> RegistryUpdate:
         """Merge into the documents that parsed (None: a file that does not, which is left out)."""
-        added, updated = (
-            (0, 0) if problem_doc is None else self._merge_problems(problem_doc, problems, facts, now)
-        )
+        added, updated = (0, 0) if problem_doc is None else self._merge_problems(problem_doc, problems, now)
         peaks_added, expired = (0, 0) if peak_doc is None else self._merge_peaks(peak_doc, peaks)
         return RegistryUpdate(added, updated, peaks_added, expired)
 
@@ -307,7 +303,6 @@ class Registry:
         self,
         problem_doc: CommentedMap,
         problems: Sequence[ProblemRecord],
-        facts: Mapping[str, str],
         now: datetime,
     ) -> tuple[int, int]:
         """Merge the problems; returns how many were added and updated."""
@@ -316,22 +311,19 @@ class Registry:
         for pid, entry in problem_doc.items():
             if _legacy_to_triage(entry):
                 updated.add(pid)
+            if _triage(entry) == "resolved" and not entry.get("resolved_at"):
+                entry["resolved_at"] = isoformat(now)
+                updated.add(pid)
         for record in problems:
             entry = problem_doc.get(record.problem_id)
-            fact = facts.get(record.problem_id) or (entry and _str(entry.get("fact") or "")) or "new"
+            fact = _fact_of(record, entry)
+            if entry is not None and fact == "regressed" and _triage(entry) == "resolved":
+                entry["triage"] = "open"  # reopened: people resolved it, and it came back
             machine = {"fact": fact, **self._problem_facts(record)}
             if entry is None:
                 added.append((record.problem_id, _new_entry(NEW_PROBLEM, machine)))
-            elif _set_all(entry, machine):
+            elif _set_all(entry, machine) or fact == "regressed":
                 updated.add(record.problem_id)
-        for pid, entry in problem_doc.items():
-            triage = _triage(entry)
-            if triage == "resolved" and facts.get(pid) == "regressed":
-                entry["triage"] = "open"
-                updated.add(pid)
-            elif triage == "resolved" and not entry.get("resolved_at"):
-                entry["resolved_at"] = isoformat(now)
-                updated.add(pid)
         _insert_sorted(problem_doc, added)
         return len(added), len(updated)
 
@@ -556,6 +548,19 @@ def _triage(entry: Mapping[str, Any]) -> str:
         return _str(entry.get("triage") or "open").strip().lower()
     status = _peak_status(entry)
     return LEGACY_TRIAGE.get(status, status)
+
+
+def _fact_of(record: ProblemRecord, entry: Mapping[str, Any] | None) -> str:
+    """What the store says of a problem (FACTS): `regressed` when seen since people resolved it (and
+    until they triage it again), `new` while all its sightings lie in the UTC day it first appeared,
+    else `recurring`."""
+    if entry is not None:
+        resolved_at = _time(entry.get("resolved_at"))
+        if _triage(entry) == "resolved" and resolved_at is not None and utc(record.last_seen) >= resolved_at:
+            return "regressed"
+        if _fact(entry) == "regressed" and _triage(entry) == "open":
+            return "regressed"
+    return "new" if utc(record.first_seen).date() == utc(record.last_seen).date() else "recurring"
 
 
 def _legacy_to_triage(entry: CommentedMap) -> bool:

@@ -21,7 +21,10 @@ PEAK_ALLOWED = "(allowed: new, known, ignored, resolved, regressed)"
 
 
 def record(
-    problem_id: str = POOL, total: int = 42, sample: str = "Connection to db.example.com refused"
+    problem_id: str = POOL,
+    total: int = 42,
+    sample: str = "Connection to db.example.com refused",
+    last_seen: datetime = T0 + timedelta(hours=2),
 ) -> ProblemRecord:
     category, flow, error_class = problem_id.split(":")
     return ProblemRecord(
@@ -31,7 +34,7 @@ def record(
         error_class=error_class,
         severity="high",
         first_seen=T0,
-        last_seen=T0 + timedelta(hours=2),
+        last_seen=last_seen,
         total_count=total,
         namespaces=["cards"],
         workloads=["Deployment/cards/card-api"],
@@ -122,24 +125,32 @@ def test_a_resolved_problem_seen_again_is_reopened_as_regressed(registry: Regist
     edit(registry.problems_path, "triage: open", "triage: ignored")  # then POOL
     now = datetime(2024, 5, 3, 9, 0, tzinfo=UTC)
 
-    registry.update([record(POOL), record(DENIED)], [], {POOL: "regressed"}, now=now)
+    registry.update([record(POOL), record(DENIED)], [], now=now)
     entries = registry.triages()
-    assert {pid: (e.triage, e.resolved_at) for pid, e in entries.items()} == {
-        DENIED: ("resolved", now),  # resolved_at recorded
-        POOL: ("ignored", None),  # only a resolved problem is reopened
+    assert {pid: (e.triage, e.fact, e.resolved_at) for pid, e in entries.items()} == {
+        DENIED: ("resolved", "new", now),  # resolved_at recorded; not seen since
+        POOL: ("ignored", "new", None),
     }
-    assert (entries[DENIED].fact, entries[POOL].fact) == ("new", "regressed")
 
-    registry.update([record(POOL), record(DENIED)], [], {POOL: "recurring", DENIED: "regressed"})
-    denied = registry.triages()[DENIED]
-    assert (denied.triage, denied.fact, denied.resolved_at) == ("open", "regressed", now)
-    assert registry.triages()[POOL].fact == "recurring"
+    later = now + timedelta(hours=1)
+    registry.update([record(POOL, last_seen=later), record(DENIED, last_seen=later)], [])
+    entries = registry.triages()
+    assert {pid: (e.triage, e.fact) for pid, e in entries.items()} == {
+        DENIED: ("open", "regressed"),  # reopened: seen since it was resolved
+        POOL: ("ignored", "recurring"),  # only a resolved problem is reopened; seen on two days
+    }
+    registry.update([record(POOL, last_seen=later), record(DENIED, last_seen=later)], [])
+    assert registry.triages()[DENIED].fact == "regressed"  # until people triage it again
+    edit(registry.problems_path, "triage: open", "triage: acknowledged")
+    registry.update([record(POOL, last_seen=later), record(DENIED, last_seen=later)], [])
+    assert registry.triages()[DENIED].fact == "recurring"
 
 
-def test_a_problem_not_seen_in_the_run_keeps_its_fact(registry: Registry) -> None:
-    registry.update([record(POOL)], [], {POOL: "regressed"})
-    registry.update([record(POOL), record(DENIED)], [], {DENIED: "recurring"})
-    assert {pid: e.fact for pid, e in registry.load().items()} == {POOL: "regressed", DENIED: "recurring"}
+def test_a_problem_is_new_while_seen_only_on_the_day_it_appeared(registry: Registry) -> None:
+    registry.update([record(POOL, last_seen=T0 + timedelta(hours=15))], [])
+    assert registry.load()[POOL].fact == "new"
+    registry.update([record(POOL, last_seen=T0 + timedelta(days=1))], [])
+    assert registry.load()[POOL].fact == "recurring"
 
 
 def test_an_ignore_until_a_date_and_its_reason_are_read(registry: Registry) -> None:
@@ -170,7 +181,7 @@ def test_an_until_that_is_no_date_is_an_issue_with_its_line(registry: Registry) 
 @pytest.mark.parametrize(
     ("status", "triage", "fact"),
     [
-        ("new", "open", "new"),
+        ("new", "open", "recurring"),
         ("known", "acknowledged", "recurring"),
         ("regressed", "open", "regressed"),
         ("ignored", "ignored", "recurring"),
@@ -186,7 +197,7 @@ def test_a_status_of_old_is_read_as_its_triage_and_rewritten_in_place(
     )
     assert registry.triages()[POOL].triage == triage and registry.issues() == []
 
-    registry.update([record(POOL)], [], {POOL: fact} if status != "regressed" else {})
+    registry.update([record(POOL, last_seen=T0 + timedelta(days=2))], [])
 
     text = registry.problems_path.read_text()
     assert "status:" not in text and text.index("triage:") < text.index("owner: team-cards")

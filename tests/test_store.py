@@ -340,7 +340,7 @@ def test_problem_states_only_know_windows_before_the_cut(store: Store) -> None:
     assert set(states) == {early}
     assert states[early].first_seen == DAY0 + 10 * WINDOW + timedelta(minutes=1)
     assert states[early].last_seen == day1 + 4 * WINDOW + timedelta(minutes=14)
-    assert states[early].status == "known"
+    assert states[early].triage == "open"
     assert set(store.problem_states(before=day1 + 9 * WINDOW)) == {early, late}
 
 

@@ -185,8 +185,9 @@ def problem_score(severity: str, finding_kinds: Iterable[str], count: int) -> fl
 
 
 def problem_fact(*, state: ProblemState | None, finding_kinds: Iterable[str]) -> str:
-    """What the pipeline saw of a problem in the range (FACTS); the same rule as the registry's
-    (core.detect.problem_facts), and a problem the store did not know is new even when ignored."""
+    """What the pipeline saw of a problem in the range (FACTS): `regressed` with a regression finding,
+    `new` when the store did not know it before the range (even when ignored) or with a new finding,
+    else `recurring`."""
     kinds = set(finding_kinds)
     if "regression" in kinds:
         return "regressed"

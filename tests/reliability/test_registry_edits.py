@@ -45,7 +45,7 @@ def test_a_registry_file_with_a_yaml_error_is_reported_and_left_untouched(
     FIGURES["runs recovered"] += 1
 
 
-def test_an_unknown_status_is_kept_as_written_and_does_not_silence_the_problem(
+def test_an_unknown_triage_is_kept_as_written_and_does_not_silence_the_problem(
     demo_logs: DemoLogs, tmp_path: Path
 ) -> None:
     place = sqlite_place(tmp_path)
@@ -54,9 +54,9 @@ def test_an_unknown_status_is_kept_as_written_and_does_not_silence_the_problem(
     text = problems.read_text(encoding="utf-8")
     report = json.loads(next(place.reports.glob("problem_report_*.json")).read_text(encoding="utf-8"))
     problem_id = report["problems"][0]["id"]
-    entry = f"{problem_id}:\n  status: new\n"
+    entry = f"{problem_id}:\n  triage: open\n"
     assert entry in text
-    problems.write_text(text.replace(entry, f"{problem_id}:\n  status: ignore  # meant: ignored\n"))
+    problems.write_text(text.replace(entry, f"{problem_id}:\n  triage: ignore  # meant: ignored\n"))
     edited = problems.read_bytes()
     FIGURES["faults injected"] += 1
 
@@ -66,5 +66,5 @@ def test_an_unknown_status_is_kept_as_written_and_does_not_silence_the_problem(
     assert problems.read_bytes() == edited  # the same facts: nothing to rewrite, the typo stays
     report = json.loads(next(place.reports.glob("problem_report_*.json")).read_text(encoding="utf-8"))
     (shown,) = [p for p in report["problems"] if p["id"] == problem_id]
-    assert shown["status"] != "ignored"
+    assert shown["triage"] == "open" and "unknown triage 'ignore'" in again.output
     FIGURES["runs recovered"] += 1
