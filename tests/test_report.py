@@ -35,7 +35,7 @@ from core.report import (
     report_to_text,
     write_reports,
 )
-from core.report.model import problem_fact, problem_score, problem_triage
+from core.report.model import problem_fact, problem_score, problem_triage, why_it_matters
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "docs" / "report.schema.json").read_text())
 DAY = datetime(2026, 2, 9, tzinfo=UTC)
@@ -526,3 +526,15 @@ def test_a_problem_has_one_severity_in_the_report_and_its_alerts() -> None:
     burst = Finding("burst", BUSINESS, DAY + timedelta(hours=2), "critical", "surge", ("cards",))
     paged = scenario_report(detection=Detection([], [burst]))
     assert next(p for p in paged.problems if p.id == BUSINESS).severity == "critical"
+
+
+def test_cross_namespace_counts_the_namespaces_of_its_finding_and_needs_two() -> None:
+    # Each namespace has its own flow and so its own problem id: the finding spans them, the problem not.
+    spread = Finding(
+        "cross_namespace", "DATABASE:*:connection_pool", DAY, "critical", "x", ("batch-a", "cards")
+    )
+    report = scenario_report(detection=Detection([], [spread]))
+    assert "cross-namespace (2 namespaces)" in why_it_matters(next(p for p in report.problems if p.id == DB))
+    alone = Finding("cross_namespace", DB, DAY, "critical", "x", ("batch-a",))
+    report = scenario_report(detection=Detection([], [alone]))
+    assert "cross-namespace" not in why_it_matters(next(p for p in report.problems if p.id == DB))

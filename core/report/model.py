@@ -22,6 +22,7 @@ from core.model import (
     Verdict,
     Workload,
     isoformat,
+    plural,
     utc,
     worst_severity,
 )
@@ -422,7 +423,11 @@ def why_it_matters(problem: ProblemSummary) -> str:
     reasons = [problem.severity] if problem.severity in ("critical", "high") else []
     for kind in problem.finding_kinds:
         if kind == "cross_namespace":
-            reasons.append(f"cross-namespace ({len(problem.namespaces)} namespaces)")
+            # The finding is about the problem's class across namespaces: count those, not the
+            # problem's own (one, when each namespace has its own flow and so its own problem id).
+            spread = max(len(f.namespaces) for f in problem.findings if f.kind == kind)
+            if spread >= 2:
+                reasons.append(f"cross-namespace ({plural(spread, 'namespace')})")
         else:
             reasons.append(kind)
     if problem.fact == "regressed" and "regression" not in reasons:
