@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from shippers.corpus import filebeat, fluent_bit, iso, otel, vector
 
 from core.model import Workload, utc
+from core.report.model import ProblemSummary, WorkloadStats
 
 NAMESPACE = "card-opening"
 REGISTRY = "registry.example.com:5000/cards"  # a registry port: the tag is after the last colon only
@@ -40,6 +41,7 @@ OLD_LINES_AT = ("09:10:00.000", "09:40:00.000", "09:59:50.000")  # the old pods'
 ERROR_AT = "10:04:30.000"  # the problem's first occurrence, on a new API pod
 PROBLEM_FIRST_SEEN = utc(datetime.fromisoformat(iso(ERROR_AT)))
 API_WORKLOAD = Workload("Deployment", NAMESPACE, API)
+PROBLEM = "APPLICATION:card_opening:null_pointer"
 ERROR_LINE = "ERROR c.e.cardopening.ResidencyCheck : Application 4417 failed: java.lang.NullPointerException"
 
 
@@ -132,3 +134,33 @@ def rollout(
 def write_ndjson(path: Path, docs: list[dict[str, Any]]) -> Path:
     path.write_text("".join(json.dumps(doc) + "\n" for doc in docs))
     return path
+
+
+def summary(status: str, problem_id: str = PROBLEM, workload: Workload = API_WORKLOAD) -> ProblemSummary:
+    """The report's summary of a problem first seen at PROBLEM_FIRST_SEEN on `workload`, with another
+    workload that showed it later but more often."""
+    first = PROBLEM_FIRST_SEEN
+    other = Workload("Deployment", workload.namespace, "other")
+    return ProblemSummary(
+        id=problem_id,
+        category="APPLICATION",
+        flow="card_opening",
+        error_class="null_pointer",
+        severity="high",
+        status=status,
+        score=1.0,
+        count=3,
+        first_seen=first,
+        last_seen=first + timedelta(minutes=5),
+        known_since=None if status == "new" else first - timedelta(days=3),
+        namespaces=[workload.namespace],
+        workloads=[workload],
+        templates=[],
+        sample="",
+        findings=[],
+        remediation=[],
+        workload_stats=[
+            WorkloadStats(other, 9, first + timedelta(minutes=1), first + timedelta(minutes=2)),
+            WorkloadStats(workload, 3, first, first + timedelta(minutes=5)),
+        ],
+    )

@@ -14,9 +14,11 @@ from rollouts import (
     API,
     API_WORKLOAD,
     NEW_TAG,
+    PROBLEM,
     PROBLEM_FIRST_SEEN,
     WORKER,
     rollout,
+    summary,
     write_ndjson,
 )
 
@@ -34,9 +36,8 @@ from core.fetch import NdjsonSource, SourceUnavailable
 from core.model import Workload
 from core.pipeline import what_changed
 from core.redact import Redactor
-from core.report.model import ProblemSummary, WorkloadStats
+from core.report.model import ProblemSummary
 
-PROBLEM = "APPLICATION:card_opening:null_pointer"
 SHIPPERS = ("filebeat", "fluent-bit", "vector", "otel")
 
 
@@ -72,34 +73,6 @@ def test_a_rollout_outside_the_window_is_not_named(tmp_path: Path, shipper: str)
 @pytest.mark.parametrize("shipper", SHIPPERS)
 def test_another_workloads_rollout_is_not_this_problems_change(tmp_path: Path, shipper: str) -> None:
     assert changes(tmp_path, rollout(shipper, rolled_out=WORKER)) == {}
-
-
-def summary(status: str, problem_id: str = PROBLEM, workload: Workload = API_WORKLOAD) -> ProblemSummary:
-    first = PROBLEM_FIRST_SEEN
-    other = Workload("Deployment", workload.namespace, "other")
-    return ProblemSummary(
-        id=problem_id,
-        category="APPLICATION",
-        flow="card_opening",
-        error_class="null_pointer",
-        severity="high",
-        status=status,
-        score=1.0,
-        count=3,
-        first_seen=first,
-        last_seen=first + timedelta(minutes=5),
-        known_since=None if status == "new" else first - timedelta(days=3),
-        namespaces=[workload.namespace],
-        workloads=[workload],
-        templates=[],
-        sample="",
-        findings=[],
-        remediation=[],
-        workload_stats=[
-            WorkloadStats(other, 9, first + timedelta(minutes=1), first + timedelta(minutes=2)),
-            WorkloadStats(workload, 3, first, first + timedelta(minutes=5)),
-        ],
-    )
 
 
 def test_only_new_and_regressed_problems_are_looked_into_at_their_first_workload() -> None:
