@@ -94,6 +94,8 @@ def image_reference(image: str, tag: str | None = None) -> tuple[str, str] | Non
     ("host:5000/team/api", "1.39.3"); a reference without a tag takes `tag`, else its digest
     ("sha256:" and 12 hex digits); None when it names no version at all."""
     name, _, digest = image.strip().partition("@")
+    if name.startswith("sha256:"):  # an image ID, as a runtime may report a pod's image: no repository
+        return None
     colon = name.rfind(":")
     if colon > name.rfind("/"):  # a colon before the last slash is a registry's port
         name, tag = name[:colon], name[colon + 1 :] or tag

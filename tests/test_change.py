@@ -130,6 +130,7 @@ def test_a_source_failure_costs_the_sentence_not_the_report() -> None:
         ("api@sha256:5163d0e5ea2f0c3b9a", None, ("api", "sha256:5163d0e5ea2f")),
         ("registry.example.com:5000/cards/api", None, None),
         ("", "1.0", None),
+        ("sha256:5163d0e5ea2f0c3b9a", None, None),
     ],
 )
 def test_image_reference(image: str, tag: str | None, expected) -> None:
