@@ -31,7 +31,7 @@ IMAGE_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # Fluent Bit's kubernetes filter and Vector's kubernetes_logs: the pod spec's image, "repo:tag".
     "fluent-bit": (("kubernetes.container_image",), ()),
     "vector": (("kubernetes.container_image",), ()),
-    # OTel resource attributes: the name without its tag, the tag apart (`tags`, a list, since 1.22).
+    # OTel resource attributes: the name without its tag, the tag apart (or `tags`, a list).
     "otel": (
         (_RESOURCE + "container.image.name",),
         (_RESOURCE + "container.image.tag", _RESOURCE + "container.image.tags"),
