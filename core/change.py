@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
-from core.layout import FieldMap, Layout, field_maps, pod_labels, text
-from core.model import InputStats, Workload, utc
-from core.normalize import to_record
+from core.layout import FieldMap, Layout, detect_layout, field_maps, flatten, is_scalar, label_key, valid_text
+from core.model import Workload, utc
+from core.normalize import parse_timestamp
 from core.report.model import ProblemSummary
 from core.workload import attributed
 
@@ -116,31 +116,49 @@ def owner(workload: Workload) -> Workload:
 
 
 def sightings(docs: Iterable[Any], layout: Layout | None = None) -> Sightings:
-    """When each tag of each workload's images was first seen in `docs`."""
+    """When each tag of each workload's images was first seen in `docs`, each read with its layout's
+    paths by the layout primitives alone: not through normalize's records, which are the hot loop's
+    and shaped for it, while this reads a few documents per problem."""
     seen: Sightings = {}
-    stats = InputStats()  # what cannot be read here is no concern of the report
     for doc in docs:
-        record = to_record(doc, stats, layout)
-        if record is None or not record.pod:
+        if not isinstance(doc, dict):
             continue
-        flat, fm = record.flat, record.layout
+        flat = flatten(doc)
+        fm = layout if isinstance(layout, FieldMap) else detect_layout(flat, layout or ())
         names, tags = image_paths(fm)
-        image = text(flat, names)
-        if image is None:
+        image, namespace, pod = _text(flat, names), _text(flat, fm.namespace), _text(flat, fm.pod)
+        at = parse_timestamp(next((flat[p] for p in fm.timestamp if flat.get(p) is not None), None))
+        reference = image_reference(image, _tag(flat, tags)) if image else None
+        if reference is None or not namespace or not pod or at is None:
             continue
-        reference = image_reference(image, _tag(flat, tags))
-        if reference is None:
-            continue
-        labels = tuple(pod_labels(flat, fm.labels).items())
-        owners = tuple(
-            (kind, name) for kind, path in fm.owners if path in flat and (name := text(flat, (path,)))
-        )
-        workload = attributed(record.namespace, record.pod, record.container, labels, owners)[0]
+        owners = tuple((kind, name) for kind, path in fm.owners if (name := _text(flat, (path,))))
+        container = _text(flat, fm.container) or ""
+        workload = attributed(namespace, pod, container, _labels(flat, fm.labels), owners)[0]
         repository, tag = reference
         tags_seen = seen.setdefault((owner(workload), repository), {})
-        if tag not in tags_seen or record.timestamp < tags_seen[tag]:
-            tags_seen[tag] = record.timestamp
+        if tag not in tags_seen or at < tags_seen[tag]:
+            tags_seen[tag] = at
     return seen
+
+
+def _text(flat: dict[str, Any], paths: Sequence[str]) -> str | None:
+    """The first of `paths` holding a non-empty string or number, stripped."""
+    for path in paths:
+        value = flat.get(path)
+        if is_scalar(value) and (found := valid_text(str(value).strip())):
+            return found
+    return None
+
+
+def _labels(flat: dict[str, Any], paths: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """The pod labels under any of `paths`, by canonical key (`label_key`), as attribution takes them."""
+    prefixes = tuple(path + "." for path in paths)
+    return tuple(
+        (label_key(key[len(prefix) :]), valid_text(str(value)))
+        for prefix in prefixes
+        for key, value in flat.items()
+        if key.startswith(prefix) and is_scalar(value)
+    )
 
 
 def _tag(flat: dict[str, Any], paths: Sequence[str]) -> str | None:
