@@ -23,6 +23,7 @@ import click
 
 from core import log, publish
 from core.analysis import Analyser
+from core.change import ChangeConfig
 from core.classify import Classifier, FlowMap, Taxonomy, TaxonomyError
 from core.config import ConfigError, Settings, load_settings, masked_url, overrides
 from core.detect import DetectConfig
@@ -137,6 +138,7 @@ def _components(settings: Settings, phase: str, *, dry_run: bool, output: Path |
                 max_unreadable_share=settings.source_max_unreadable_share,
                 baseline=timedelta(days=max(1, settings.baseline_days)),
             ),
+            change=ChangeConfig(window=timedelta(minutes=settings.change_window_minutes)),
         ),
         schedule=Schedule(
             baseline_days=settings.baseline_days,

@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     ingest_lag_minutes: int = Field(5, ge=0, le=180)
     baseline_days: int = Field(7, ge=0, le=60)
     max_catchup_windows: int = Field(2976, ge=1)
+    # A new or regressed problem first seen this long after its workload rolled out a new image tag
+    # says so in the report (docs/detection.md, "What changed"); 0: not looked for.
+    change_window_minutes: int = Field(30, ge=0, le=24 * 60)
 
     # Publishing
     teams_webhook_url: SecretStr | None = None

@@ -252,6 +252,13 @@ def _document(
     return us, (_dotted(doc) if layout == "ecs-dotted" else doc)
 
 
+def _next_patch(image: str) -> str:
+    """ "registry/app:1.39.2" → "registry/app:1.39.3"."""
+    name, _, version = image.rpartition(":")
+    major_minor, _, patch = version.rpartition(".")
+    return f"{name}:{major_minor}.{int(patch) + 1}"
+
+
 def _dotted(doc: Doc, prefix: str = "") -> Doc:
     """The same document with dotted flat keys, as some Elastic Agent pipelines store it."""
     flat: Doc = {}
@@ -291,7 +298,11 @@ class _World:
         self.card_servicing = self._deployment("card-servicing", "card-servicing-api", 3)
         self.card_limits = self._deployment("card-servicing", "card-limits-worker", 2)
         self.card_opening = self._deployment("card-opening", "card-opening-api", 2)
-        self.card_opening_new = self._deployment("card-opening", "card-opening-api", 2)
+        # The new ReplicaSet runs the next patch release: the rollout the new error follows.
+        self.card_opening_new = tuple(
+            replace(pod, image=_next_patch(self.card_opening[0].image))
+            for pod in self._deployment("card-opening", "card-opening-api", 2)
+        )
         self.deployed_us = incident_day_us + 12 * HOUR_US + 30 * MINUTE_US
         self.payments = self._deployment("payments", "payments-gateway", 3)
         self.kafka = self._statefulset("payments", "kafka", 3)
@@ -727,6 +738,19 @@ class _World:
             )
         ]
 
+    def _started(self, rng: random.Random, us: int) -> Emitted:
+        """Each new card-opening pod's Spring Boot start line, a second apart: the rollout, at INFO."""
+        return [
+            _document(
+                pod,
+                us + i * 1_000_000,
+                f"{_spring_prefix(us + i * 1_000_000)}  INFO 1 --- [main] c.e.c.CardOpeningApplication : "
+                f"Started CardOpeningApplication in {7.2 + i / 10:.1f} seconds",
+                "info",
+            )
+            for i, pod in enumerate(self.card_opening_new)
+        ]
+
     def _settlement_done(self, rng: random.Random, us: int) -> Emitted:
         pod = self._job_pod("batch-processing", NIGHTLY, us - us % DAY_US + 2 * HOUR_US, 0)
         return [
@@ -802,7 +826,8 @@ class _World:
                 when(new_end),
                 ("NullPointerException",),
                 NEW_ERROR,
-                detail=f"after the {isoformat(when(self.deployed_us))} deploy of a new ReplicaSet",
+                detail=f"after the {isoformat(when(self.deployed_us))} rollout of a new ReplicaSet running "
+                f"{self.card_opening_new[0].image.rpartition(':')[2]}",
             ),
             PlantedIncident(
                 "failed_job",
@@ -829,6 +854,7 @@ class _World:
             _Source(lambda us: 40 * scale, self._db_refused, db_start, db_end, "db_outage", True),
             _Source(lambda us: 250 * scale, self._core_api_refused, deps_start, db_end, "db_outage"),
             _Source(lambda us: 150 * scale, self._pool_exhausted, deps_start, db_end, "db_outage"),
+            _Source(lambda us: 0.0, self._started, self.deployed_us, new_start, "non_error", True),
             _Source(self._steady(250), self._null_pointer, new_start, new_end, "new_error"),
             _Source(lambda us: 6 * scale, self._settlement_failed, job_start, ksm_start, "failed_job"),
             _Source(lambda us: 1.5, self._ksm_job_failed, ksm_start, job_end, "failed_job"),

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 import msgspec
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
-from core.es_query import FieldTypes, error_query, field_types, time_range
+from core.es_query import KEYWORD_TYPES, FieldTypes, error_query, field_types, time_range
 from core.model import InputStats, utc
 
 if TYPE_CHECKING:
@@ -128,6 +128,16 @@ class NdjsonSource:
                         if found >= enough:
                             return found
         return found
+
+    def image_documents(self, namespace: str, start: datetime, end: datetime) -> Iterator[dict]:
+        """The documents of any level of `namespace` in [start, end), for the images its pods ran
+        (`core.change`): only the lines that name the namespace are decoded."""
+        needle = json.dumps(namespace).encode()
+        start, end = utc(start), utc(end)
+        with self._open() as handle:
+            for first, stop in self._segments(start, end):
+                lines = (raw for raw in _lines_starting_in(handle, first, stop) if needle in raw)
+                yield from _documents(lines, start, end, InputStats())
 
     @contextmanager
     def split(self, start: datetime, end: datetime, parts: int) -> Iterator[list[PartFetch]]:
@@ -390,6 +400,107 @@ class ElasticsearchSource:
             raise self._unreachable(exc) from None
         _check_shards(response)
         return int(response.get("count", 0))
+
+    def image_documents(self, namespace: str, start: datetime, end: datetime) -> Iterator[dict]:
+        """The earliest document of each pod and image of `namespace` in [start, end), of any level, for
+        the images its pods ran (`core.change`): one composite aggregation of pod × image (size 0),
+        each bucket's earliest hit, paged by `after_key`. A field mapped as text (Fluent Bit's and
+        Vector's, by dynamic mapping) is aggregated by its `.keyword` sub-field."""
+        from elasticsearch import ApiError, TransportError
+
+        from core.change import all_image_paths
+
+        layouts = self._layouts()
+        namespaces = list(dict.fromkeys(path for fm in layouts for path in fm.namespace))
+        pods = list(dict.fromkeys(path for fm in layouts for path in fm.pod))
+        images = all_image_paths(self.layout)
+        try:
+            keywords = self._keyword_fields([*namespaces, *pods, *images])
+            in_namespace = [{"term": {keywords[path]: namespace}} for path in namespaces if path in keywords]
+            grouped = [keywords[path] for path in [*pods, *images] if path in keywords]
+            if not in_namespace or not grouped:
+                return
+            query = {
+                "bool": {
+                    "filter": [
+                        time_range(self._field_types(), self._timestamp_fields(), start, end),
+                        {"bool": {"should": in_namespace, "minimum_should_match": 1}},
+                    ]
+                }
+            }
+            earliest = {
+                "size": 1,
+                "sort": [
+                    {path: {"order": "asc", "unmapped_type": "date"}} for path in self._timestamp_fields()
+                ],
+                "_source": {"includes": self._image_source_fields(images)},
+            }
+            composite: dict[str, Any] = {
+                "size": IMAGE_BUCKETS,
+                "sources": [
+                    {f"f{i}": {"terms": {"field": path, "missing_bucket": True}}}
+                    for i, path in enumerate(grouped)
+                ],
+            }
+            search = _retrying(self.client.search)
+            while True:
+                response = search(
+                    index=self.index,
+                    size=0,
+                    query=query,
+                    aggregations={
+                        "images": {
+                            "composite": composite,
+                            "aggregations": {"earliest": {"top_hits": earliest}},
+                        }
+                    },
+                    ignore_unavailable=True,
+                    allow_no_indices=True,
+                ).body
+                _check_shards(response)
+                found = (response.get("aggregations") or {}).get("images") or {}
+                buckets = found.get("buckets") or []
+                for bucket in buckets:
+                    for hit in bucket["earliest"]["hits"]["hits"]:
+                        yield hit["_source"]
+                if len(buckets) < IMAGE_BUCKETS or not found.get("after_key"):
+                    return
+                composite["after"] = found["after_key"]
+        except (ApiError, TransportError) as exc:
+            raise self._unreachable(exc) from None
+
+    def _keyword_fields(self, paths: list[str]) -> dict[str, str]:
+        """Per path, the field a terms aggregation can group it by: the path itself when every index maps
+        it as a keyword, else its `.keyword` sub-field; paths no index can group by are absent."""
+        caps = (
+            _retrying(self.client.field_caps)(
+                index=self.index,
+                fields=[name for path in paths for name in (path, f"{path}.keyword")],
+                ignore_unavailable=True,
+                allow_no_indices=True,
+            ).body.get("fields")
+            or {}
+        )
+        grouped = {}
+        for path in paths:
+            for name in (path, f"{path}.keyword"):
+                types = caps.get(name) or {}
+                if types and all(
+                    kind in KEYWORD_TYPES and info.get("aggregatable") for kind, info in types.items()
+                ):
+                    grouped[path] = name
+                    break
+        return grouped
+
+    def _image_source_fields(self, images: list[str]) -> list[str]:
+        """What `core.change` reads of a document: its time, namespace, pod, container, labels, owners
+        and image."""
+        paths = set(images)
+        for fm in self._layouts():
+            paths.update(fm.timestamp, fm.namespace, fm.pod, fm.container)
+            paths.update(f"{path}.*" for path in fm.labels)
+            paths.update(path for _, path in fm.owners)
+        return sorted(paths)
 
     def _layouts(self) -> list[FieldMap]:
         from core.layout import field_maps
@@ -671,6 +782,10 @@ def _merge(readers: list[Iterator[list[dict]]]) -> Iterator[list[dict]]:
 
 MERGED_PAGE = 1000
 """Hits per page handed on after the slices are merged: the consumer counts and reads page by page."""
+
+IMAGE_BUCKETS = 1000
+"""Pod × image buckets per page of `image_documents`: a namespace runs tens to hundreds of pods in an
+hour and a half, so one page most often."""
 
 
 def _sort_value(hit: dict) -> list:

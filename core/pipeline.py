@@ -24,6 +24,7 @@ from pathlib import Path
 
 from core import log, publish
 from core.analysis import Analyser
+from core.change import ChangeConfig, RolloutSource, explain, subjects
 from core.detect import DetectConfig, critical, detect
 from core.fetch import SourceUnavailable
 from core.metrics import RunMetrics, push_run_metrics
@@ -66,6 +67,7 @@ class Thresholds:
     detect: DetectConfig = field(default_factory=DetectConfig)
     propagate: PropagateConfig = field(default_factory=PropagateConfig)
     verdict: VerdictConfig = field(default_factory=VerdictConfig)
+    change: ChangeConfig = field(default_factory=ChangeConfig)
 
 
 @dataclass(frozen=True)
@@ -716,7 +718,7 @@ def _report(
         registry = {pid: dict(entry) for pid, entry in c.registry.load().items()}
     except RegistryError:
         registry = {}
-    return build_report(
+    report = build_report(
         generated_at=now,
         phase=phase,
         start=start,
@@ -736,3 +738,21 @@ def _report(
         verdict=verdict,
         range_verdicts=range_verdicts,
     )
+    what_changed(report, c.analyser, c.thresholds.change, c.publisher.redactor)
+    return report
+
+
+def what_changed(report: Report, analyser: Analyser, config: ChangeConfig, redactor: Redactor) -> None:
+    """Say which rollout each new or regressed problem followed (`core.change`). The source failing
+    here costs those sentences only, never the report."""
+    source = analyser.source
+    if config.window <= timedelta(0) or not isinstance(source, RolloutSource):
+        return
+    try:
+        changes = explain(subjects(report.problems), source, config, analyser.fields)
+    except Exception as exc:
+        log.get().bind(step="report").warning("what changed before new problems is unknown", error=str(exc))
+        return
+    for problem in report.problems:
+        if problem.id in changes:
+            problem.change = redactor.redact(changes[problem.id])

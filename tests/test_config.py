@@ -35,6 +35,13 @@ def test_retention_may_keep_everything_or_just_the_history_detection_reads(monke
     assert load_settings().retention_days == int(days)
 
 
+@pytest.mark.parametrize(("value", "minutes"), [(None, 30), ("0", 0), ("1440", 1440)])
+def test_the_change_window_is_30_minutes_unless_set(monkeypatch, value, minutes):
+    if value is not None:
+        monkeypatch.setenv("CHANGE_WINDOW_MINUTES", value)
+    assert load_settings().change_window_minutes == minutes
+
+
 def test_postgres_from_db_settings_and_password_masked_everywhere(monkeypatch):
     monkeypatch.setenv("DB_HOST", "db.example.com")
     monkeypatch.setenv("DB_NAME", "ailog_analyzer")
@@ -63,6 +70,8 @@ def test_postgres_from_db_settings_and_password_masked_everywhere(monkeypatch):
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
         ({"REGISTRY_PEAK_DAYS": "0"}, "REGISTRY_PEAK_DAYS"),
         ({"RETENTION_DAYS": "-1"}, "RETENTION_DAYS"),
+        ({"CHANGE_WINDOW_MINUTES": "-5"}, "CHANGE_WINDOW_MINUTES"),
+        ({"CHANGE_WINDOW_MINUTES": "1441"}, "CHANGE_WINDOW_MINUTES"),
         ({"RETENTION_DAYS": "8"}, "RETENTION_DAYS"),  # BASELINE_DAYS (7) + 1: detection reads that far
         ({"RETENTION_DAYS": "30", "BASELINE_DAYS": "30"}, "RETENTION_DAYS"),
         ({"ES_FIELD_MAP": "{message: msg}"}, "ES_FIELD_MAP: not valid JSON"),

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from core.change import ChangeConfig, Subject, explain
 from core.demo import DemoManifest, generate
+from core.fetch import NdjsonSource
 from core.layout import flatten
 from core.model import InputStats, Workload
 from core.normalize import normalize, parse_timestamp
@@ -161,6 +163,27 @@ def test_new_error_never_appears_before_it_is_planted(demo):
     events = list(normalize(lines, InputStats()))
     assert {str(e.workload) for e in events} == set(new.workloads)
     assert new.usual_per_hour == 0
+
+
+def test_new_error_follows_a_rollout_of_the_next_patch_release(demo):
+    """The demo report's "What changed" line: the new pods start (INFO) with a tag that no pod of the
+    workload ran before, two minutes before the new error."""
+    manifest, docs = demo
+    new = manifest.incident("new_error")
+    api = [d for d in docs if flatten(d).get("kubernetes.pod.name", "").startswith("card-opening-api-")]
+    tags = {d["container"]["image"]["name"].rpartition(":")[2] for d in lines_with(docs, new.markers)}
+    assert len(tags) == 1
+    tag = tags.pop()
+    assert tag in new.detail
+    rolled_out = min(timestamp(d) for d in api if d["container"]["image"]["name"].endswith(f":{tag}"))
+    before = {d["container"]["image"]["name"].rpartition(":")[2] for d in api if timestamp(d) < rolled_out}
+    assert before and tag not in before
+    first = min(timestamp(d) for d in lines_with(docs, new.markers))
+    minutes = (first - rolled_out) // timedelta(minutes=1)
+    workload = Workload("Deployment", "card-opening", "card-opening-api")
+    found = explain([Subject("new", workload, first)], NdjsonSource(manifest.path), ChangeConfig())
+    assert found == {"new": f"first seen {minutes} min after card-opening-api rolled out {tag}"}
+    assert rolled_out == new.start - timedelta(minutes=2) and minutes == 2
 
 
 def test_failed_job_and_scraper_lines_land_on_the_job(demo):

@@ -158,6 +158,10 @@ def test_the_new_error_is_new_and_the_usual_ones_are_not(backfilled):
     npe = [p for p in report["problems"] if p["error_class"].startswith("null_pointer")]
     assert npe and (npe[0]["fact"], npe[0]["triage"]) == ("new", "open")
     assert new_error.namespaces[0] in npe[0]["namespaces"]
+    # The new ReplicaSet started two minutes before it, with the next patch release.
+    tag = new_error.detail.rpartition(" running ")[2]
+    assert npe[0]["change"] == f"first seen 2 min after card-opening-api rolled out {tag}"
+    assert [p["id"] for p in report["problems"] if p["change"]] == [npe[0]["id"]]
     validation = by_id["BUSINESS:card_servicing:validation_error"]
     assert validation["fact"] == "recurring", "a problem seen on every baseline day must not be new"
 

@@ -538,3 +538,17 @@ def test_cross_namespace_counts_the_namespaces_of_its_finding_and_needs_two() ->
     alone = Finding("cross_namespace", DB, DAY, "critical", "x", ("batch-a",))
     report = scenario_report(detection=Detection([], [alone]))
     assert "cross-namespace" not in why_it_matters(next(p for p in report.problems if p.id == DB))
+
+
+def test_the_json_report_says_what_changed_before_a_problem() -> None:
+    report = scenario_report()
+    db = next(problem for problem in report.problems if problem.id == DB)
+    db.change = "first seen 4 min after etl rolled out 1.39.3"
+    document = report_to_dict(report)
+    jsonschema.validate(document, SCHEMA, cls=jsonschema.Draft202012Validator)
+    changes = {p["id"]: p["change"] for p in document["problems"]}
+    assert changes[DB] == "first seen 4 min after etl rolled out 1.39.3"
+    assert {change for pid, change in changes.items() if pid != DB} == {None}
+    read_back = report_from_dict(document)
+    assert next(p for p in read_back.problems if p.id == DB).change == db.change
+    assert "  What changed: first seen 4 min after etl rolled out 1.39.3" in report_to_text(report)

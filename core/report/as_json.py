@@ -110,6 +110,7 @@ def problem_to_dict(rank: int, problem: ProblemSummary) -> dict[str, Any]:
             for stats in problem.workload_stats
         ],
         "fingerprint_keys": problem.fingerprint_keys,
+        "change": problem.change,
         "templates": problem.templates,
         "sample": problem.sample,
         "findings": [finding_to_dict(finding) for finding in problem.findings],
@@ -300,6 +301,7 @@ def _problem(p: dict[str, Any]) -> ProblemSummary:
             for s in p.get("workload_stats", [])
         ],
         fingerprint_keys=list(p.get("fingerprint_keys", [])),  # 1.4
+        change=p.get("change"),  # 1.4
         templates=list(p["templates"]),
         sample=p["sample"],
         findings=[finding_from_dict(finding) for finding in p["findings"]],
