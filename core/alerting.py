@@ -131,14 +131,17 @@ def group(findings: Iterable[Finding]) -> list[AlertIncident]:
             join(i, first_of_class[problem_class])
         else:
             first_of_class[problem_class] = i
-    # A namespace's spike or burst joins the problems in that namespace (and its other findings);
-    # two problems sharing a namespace are not joined by that alone.
+    # A namespace's spike or burst joins the problems in that namespace (and its other findings) of
+    # its own or the next window: the namespace surges because of them. Two problems sharing a
+    # namespace are not joined by that alone, nor a namespace's surges hours apart (a catch-up run
+    # holds a day of windows).
     for i, finding in enumerate(findings):
         if not finding.problem_id.startswith(NAMESPACE_SCOPE):
             continue
         namespace = finding.problem_id.removeprefix(NAMESPACE_SCOPE)
         for j, other in enumerate(findings):
-            if namespace in other.namespaces or other.problem_id == finding.problem_id:
+            near = abs(utc(other.window_start) - utc(finding.window_start)) <= WINDOW
+            if near and (namespace in other.namespaces or other.problem_id == finding.problem_id):
                 join(i, j)
     groups: dict[int, list[Finding]] = {}
     for i, finding in enumerate(findings):
@@ -194,7 +197,9 @@ def _incident(findings: list[Finding]) -> AlertIncident:
             sorted({w for f in findings for w in f.workloads} | {w for c in reached for w in c.workloads})
         ),
         origin=origin,
-        started_at=min([started(f) for f in findings] + ([utc(chain.first_seen)] if chain else [])),
+        # Where it started is the chain's root, when it is one; a finding joined by its namespace's
+        # surge may have begun earlier without being its start.
+        started_at=utc(chain.first_seen) if chain else min(started(f) for f in findings),
         last_window=max(utc(f.window_start) for f in findings),
         magnitude=magnitude,
     )

@@ -100,3 +100,19 @@ def test_a_finding_with_its_chain_reads_back_from_json() -> None:
     finding = Finding("new", DB, T, "critical", "new", ("core-db",), chain=chain)
     assert finding_from_dict(finding_to_dict(finding)) == finding
     assert finding_from_dict({**finding_to_dict(finding), "chain": None}).chain is None
+
+
+def test_a_namespace_surge_joins_only_the_findings_of_its_own_time() -> None:
+    # A catch-up run holds a day of windows: the morning's spike of one problem and the evening's
+    # outage in the same namespace are two incidents, though both surge the namespace.
+    morning, evening = datetime(2026, 2, 9, 10, 0, tzinfo=UTC), T
+    findings = [
+        Finding("spike", "BUSINESS:cards:validation_error", morning, "critical", "spike", ("cards",)),
+        Finding("spike", "namespace:cards", morning, "critical", "ns", ("cards",)),
+        Finding("spike", "DATABASE:cards:too_many_connections", evening, "critical", "spike", ("cards",)),
+        Finding("burst", "namespace:cards", evening, "critical", "ns", ("cards",)),
+    ]
+    first, second = group(findings)
+    assert (first.key, first.started_at) == ("BUSINESS:cards:validation_error", morning)
+    assert (second.key, second.started_at) == ("DATABASE:cards:too_many_connections", evening)
+    assert second.members == ("DATABASE:cards:too_many_connections", "namespace:cards")
