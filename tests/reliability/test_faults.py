@@ -32,7 +32,16 @@ from .harness import (
 )
 
 pytestmark = [pytest.mark.elasticsearch]
-SETTINGS = {"BASELINE_DAYS": "0", "ES_PAGE_SIZE": "100", "ES_SLICES": "1", "ES_TIMEOUT_S": "1"}
+# No look for rollouts after the analysis (CHANGE_WINDOW_MINUTES=0): the requests counted and cut here
+# are the paging of the day's documents (that a failing look costs only its sentence is tested in
+# tests/integration/test_change_elasticsearch.py).
+SETTINGS = {
+    "BASELINE_DAYS": "0",
+    "ES_PAGE_SIZE": "100",
+    "ES_SLICES": "1",
+    "ES_TIMEOUT_S": "1",
+    "CHANGE_WINDOW_MINUTES": "0",
+}
 
 
 def backfill_args(place: Place) -> list[str]:
