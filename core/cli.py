@@ -45,6 +45,7 @@ from core.propagate import PropagateConfig
 from core.redact import Redactor
 from core.registry import Registry
 from core.report import ReportWriteError, report_stamp
+from core.report.kibana import Kibana
 from core.store import LockHeld, RunRecord, SchemaMissing, Store, StoreError, StoreUnavailable
 from core.verdict import VerdictConfig
 
@@ -227,6 +228,9 @@ def _destinations(settings: Settings, phase: str, *, dry_run: bool) -> publish.D
         alert_repeat=timedelta(minutes=settings.alert_repeat_minutes),
         alert_resolve_windows=settings.alert_resolve_windows,
         alert_send_resolved=settings.alert_send_resolved,
+        kibana=Kibana(settings.kibana_url, settings.kibana_data_view_id, _layout(settings))
+        if settings.kibana_url
+        else None,
         dry_run=dry_run,
     )
 

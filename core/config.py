@@ -117,6 +117,9 @@ class Settings(BaseSettings):
     alert_resolve_windows: int = Field(4, ge=1, le=96)
     alert_send_resolved: bool = True
     pushgateway_url: str | None = None
+    # Links to the evidence: a Kibana Discover link per problem and alert (docs/publishing.md)
+    kibana_url: str | None = None
+    kibana_data_view_id: str | None = None
 
     # Where the run comes from (set by the CronJob through the downward API)
     k8s_job_name: str | None = Field(None, validation_alias=AliasChoices("K8S_JOB_NAME", "JOB_NAME"))
@@ -135,6 +138,13 @@ class Settings(BaseSettings):
             return json.loads(value)
         except json.JSONDecodeError as exc:
             raise ValueError(f"not valid JSON ({exc.msg} at character {exc.pos})") from None
+
+    @field_validator("kibana_url")
+    @classmethod
+    def _kibana(cls, value: str | None) -> str | None:
+        if value and (problem := _http_url_problem(value, "e.g. https://kibana.example.com")):
+            raise ValueError(problem)
+        return value or None
 
     @field_validator("database_url")
     @classmethod
@@ -230,7 +240,11 @@ def _database_url_problem(url: str) -> str | None:
 
 def _es_url_problem(url: str) -> str | None:
     """What is wrong with an Elasticsearch URL, or None; in words that show no credentials."""
-    example = "e.g. https://es.example.com:9200"
+    return _http_url_problem(url, "e.g. https://es.example.com:9200")
+
+
+def _http_url_problem(url: str, example: str) -> str | None:
+    """What is wrong with an http(s) URL, or None; in words that show no credentials."""
     parts = urlsplit(url)
     try:
         parts.port  # noqa: B018 - reading the port is what validates it

@@ -54,6 +54,7 @@ from core.report import (
     report_stamp,
     write_reports,
 )
+from core.report.kibana import link_problems
 from core.store import Store, StoreUnavailable
 from core.verdict import VerdictConfig, read_verdict, volume_verdict
 
@@ -739,6 +740,8 @@ def _report(
         range_verdicts=range_verdicts,
     )
     what_changed(report, c.analyser, c.thresholds.change, c.publisher.redactor)
+    if c.publisher.destinations.kibana is not None:
+        link_problems(report, c.publisher.destinations.kibana)
     return report
 
 

@@ -24,6 +24,7 @@ from test_report import DAY, DB, scenario_incidents, scenario_report
 
 from core.model import Detection, Finding, Verdict
 from core.report.confluence import confluence_daily_page, page_title
+from core.report.kibana import Kibana
 from core.report.model import WorkloadStats
 from core.report.teams import teams_alert_card, teams_summary_card
 
@@ -235,6 +236,8 @@ def every_card() -> Iterator[tuple[str, dict[str, Any]]]:
         Finding("new", "NETWORK:payments:timeout", DAY, "critical", "first seen", ("payments",)),
     ]
     yield "alert", teams_alert_card(findings, report)
+    kibana = Kibana("https://kibana.example.com", "view-1")
+    yield "alert-with-links", teams_alert_card(findings, report, kibana=kibana)
 
 
 CARD_PAGE = """<!doctype html><html><head><meta charset="utf-8"><script src="{renderer}"></script>

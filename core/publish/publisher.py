@@ -25,6 +25,7 @@ from core.redact import DEFAULT_REDACTOR, Redactor
 from core.registry import Registry, RegistryError
 from core.report import Report, report_to_csv
 from core.report.confluence import confluence_daily_page, known_errors_page, known_peaks_page, page_title
+from core.report.kibana import Kibana
 from core.report.teams import payload_text, teams_alert_card, teams_summary_card
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ class Destinations:
     alert_repeat: timedelta = timedelta(minutes=120)
     alert_resolve_windows: int = 4  # windows without findings after which an alert incident is resolved
     alert_send_resolved: bool = True  # send a "resolved" alert then (else only the log notes it)
+    kibana: Kibana | None = None  # links to each problem's and alert's events (KIBANA_URL)
     dry_run: bool = False
 
     def live(self) -> dict[str, Channel]:
@@ -302,7 +304,7 @@ def alert_messages(
     note = _teams_message(ALERT_KIND, {}, _alert_subject(noted)) if noted else None
     if not sent:
         return AlertPlan([], note, held_back)
-    card = teams_alert_card(sent, None, redactor=redactor)
+    card = teams_alert_card(sent, None, redactor=redactor, kibana=destinations.kibana)
     return AlertPlan([_teams_message(ALERT_KIND, card, _alert_subject(sent))], note, held_back)
 
 

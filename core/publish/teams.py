@@ -92,6 +92,9 @@ def connector_card(message: Mapping[str, Any], webhook_url: str, timeout_s: floa
         if block["type"] == "FactSet":
             for fact in block["facts"]:
                 section.addFact(fact["title"], fact["value"])
+        elif block["type"] == "ActionSet":
+            for action in block["actions"]:
+                section.linkButton(action["title"], action["url"])
         else:
             section.text(_block_text(block))
         card.addSection(section)

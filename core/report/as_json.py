@@ -111,6 +111,7 @@ def problem_to_dict(rank: int, problem: ProblemSummary) -> dict[str, Any]:
         ],
         "fingerprint_keys": problem.fingerprint_keys,
         "change": problem.change,
+        "kibana_url": problem.kibana_url,
         "templates": problem.templates,
         "sample": problem.sample,
         "findings": [finding_to_dict(finding) for finding in problem.findings],
@@ -302,6 +303,7 @@ def _problem(p: dict[str, Any]) -> ProblemSummary:
         ],
         fingerprint_keys=list(p.get("fingerprint_keys", [])),  # 1.4
         change=p.get("change"),  # 1.4
+        kibana_url=p.get("kibana_url"),  # 1.4
         templates=list(p["templates"]),
         sample=p["sample"],
         findings=[finding_from_dict(finding) for finding in p["findings"]],

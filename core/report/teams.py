@@ -18,6 +18,7 @@ from core.model import WINDOW, Finding, isoformat, plural, severity_rank, utc
 from core.redact import DEFAULT_REDACTOR, Redactor
 from core.report import sections
 from core.report.confluence import text
+from core.report.kibana import Kibana
 from core.report.model import Report, empty_summary
 
 MAX_TEAMS_PAYLOAD_BYTES = 28_000
@@ -103,6 +104,11 @@ def card(
     if payload_size(payload) > MAX_TEAMS_PAYLOAD_BYTES:
         raise ValueError("a Teams card without any items exceeds the payload limit")
     return payload
+
+
+def link_block(title: str, url: str) -> dict[str, Any]:
+    """A button opening `url`, in the card's body (beside the block it belongs to)."""
+    return {"type": "ActionSet", "actions": [{"type": "Action.OpenUrl", "title": title, "url": url}]}
 
 
 def verdict_block(headline: str, failed: bool) -> dict[str, Any]:
@@ -220,10 +226,11 @@ def teams_alert_card(
     context: Report | AlertContext | None = None,
     *,
     redactor: Redactor = DEFAULT_REDACTOR,
+    kibana: Kibana | None = None,
 ) -> dict[str, Any]:
     """A regular-phase Teams alert: one block per alert incident, most severe first, each with one
-    severity, its headline, what it affected before an escalation, and a sample. Findings are grouped
-    into new incidents (core.alerting)."""
+    severity, its headline, what it affected before an escalation, a sample and, with `kibana`, a
+    link to its events. Findings are grouped into new incidents (core.alerting)."""
     if updates and isinstance(updates[0], Finding):
         updates = [AlertUpdate("new", incident) for incident in group(updates)]  # type: ignore[arg-type]
     shown: list[AlertUpdate] = list(updates)  # type: ignore[arg-type]
@@ -269,6 +276,14 @@ def teams_alert_card(
         sample = context.samples.get(incident.key)
         if sample and update.state != "resolved":
             blocks.append(literal(redactor.redact(sample), fontType="Monospace", isSubtle=True))
+        if kibana is not None:
+            url = kibana.discover(
+                start=incident.started_at,
+                end=incident.last_window + WINDOW,
+                namespaces=incident.namespaces,
+                workloads=incident.workloads,
+            )
+            blocks.append(link_block("Its events in Kibana", url))
         return blocks
 
     title = "Log Analyzer alert"
