@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from typing import Any
@@ -309,15 +309,181 @@ def detect_layout(flat: Mapping[str, Any], layouts: Sequence[FieldMap] = ()) -> 
     """The first of `layouts` (default: `DETECTED`) whose markers the document holds; without any,
     the Fluent Bit one for a bare string `log`, else the ECS one."""
     layouts = layouts or DETECTED
+    marked = _marked_layout(flat, layouts)
+    if marked is not None:
+        return marked
+    return _fallback_layout(layouts, _may_be_bare_log(flat) and isinstance(flat.get("log"), str))
+
+
+def _marked_layout(paths: Collection[str], layouts: Sequence[FieldMap]) -> FieldMap | None:
     for layout in layouts:
         for marker in layout.markers:
-            if marker in flat:
+            if marker in paths:
                 return layout
-    bare_log = (
-        isinstance(flat.get("log"), str) and "message" not in flat and "kubernetes.namespace" not in flat
-    )
+    return None
+
+
+def _may_be_bare_log(paths: Collection[str]) -> bool:
+    return "log" in paths and "message" not in paths and "kubernetes.namespace" not in paths
+
+
+def _fallback_layout(layouts: Sequence[FieldMap], bare_log: bool) -> FieldMap:
     fallback = "fluent-bit" if bare_log else "ecs"
     return next((layout for layout in layouts if layout.name == fallback), layouts[-1])
+
+
+Chain = tuple[str, ...]
+"""The keys that lead from a document to one of its values: `("kubernetes", "pod", "name")` in
+`{"kubernetes": {"pod": {"name": …}}}`, `("kubernetes.pod.name",)` for the same path as a dotted key."""
+
+
+def shape(doc: Mapping[str, Any]) -> tuple:
+    """The document's keys in order, with the shape of each object in it: documents of one shape hold
+    the same paths in the same places, so they are read alike. Shippers write a handful of shapes (13
+    in the 8-day demo), so the paths are looked for once per shape, not once per document."""
+    nested = [(key, shape(value)) for key, value in doc.items() if isinstance(value, dict)]
+    return (tuple(doc), *nested) if nested else tuple(doc)
+
+
+def chains(doc: Mapping[str, Any]) -> dict[str, Chain]:
+    """Where each path of `flatten(doc)` takes its value from, in the same order: where a dotted key
+    and a nested object name one path, the same one wins."""
+    found: dict[str, Chain] = {}
+    _chains_into(found, doc, "", ())
+    return found
+
+
+def _chains_into(found: dict[str, Chain], doc: Mapping[str, Any], prefix: str, chain: Chain) -> None:
+    for key, value in doc.items():
+        path = prefix + key if prefix else key
+        found[path] = at = (*chain, key)
+        if isinstance(value, dict):
+            _chains_into(found, value, path + ".", at)
+
+
+def value_at(doc: Any, chain: Chain) -> Any:
+    for key in chain:
+        doc = doc[key]
+    return doc
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """Where the documents of one shape keep the fields of one field map: per field, the chains of the
+    field's paths that the shape holds, in the field map's order. What it reads is what the paths read
+    in the flattened document (`flatten`); paths the shape lacks cost nothing."""
+
+    layout: FieldMap
+    timestamp: tuple[Chain, ...]
+    namespace: tuple[Chain, ...]
+    pod: tuple[Chain, ...]
+    container: tuple[Chain, ...]
+    message: tuple[Chain, ...]
+    error_type: tuple[Chain, ...]
+    trace_id: tuple[Chain, ...]
+    levels: tuple[tuple[Chain, LevelField], ...]
+    labels: tuple[tuple[Chain, str], ...]  # (chain, canonical label key), in the flattened order
+    owners: tuple[tuple[str, Chain], ...]  # (owner kind, chain of its name)
+
+    @classmethod
+    def of(cls, found: Mapping[str, Chain], layout: FieldMap) -> Reading:
+        """The reading of a shape whose paths are `found` (`chains`)."""
+
+        def held(paths: tuple[str, ...]) -> tuple[Chain, ...]:
+            return tuple(found[path] for path in paths if path in found)
+
+        return cls(
+            layout=layout,
+            timestamp=held(layout.timestamp),
+            namespace=held(layout.namespace),
+            pod=held(layout.pod),
+            container=held(layout.container),
+            message=held(layout.message),
+            error_type=held(layout.error_type),
+            trace_id=held(layout.trace_id),
+            levels=tuple((found[f.path], f) for f in level_fields(layout.level) if f.path in found),
+            labels=tuple((found[key], label) for key, label in _label_keys(tuple(found), layout.labels)),
+            owners=tuple((kind, found[path]) for kind, path in layout.owners if path in found),
+        )
+
+    def first(self, doc: Mapping[str, Any], chains: tuple[Chain, ...]) -> Any:
+        """The first value at `chains` that is neither null nor empty."""
+        for chain in chains:
+            value = value_at(doc, chain)
+            if value is not None and value != "":
+                return value
+        return None
+
+    def text(self, doc: Mapping[str, Any], chains: tuple[Chain, ...]) -> str | None:
+        """The first value at `chains` as stripped text (numbers are accepted as text); None otherwise."""
+        value = self.first(doc, chains)
+        return (valid_text(str(value).strip()) or None) if is_scalar(value) else None
+
+    def level(self, doc: Mapping[str, Any]) -> str | None:
+        """The level stated by the first level field that states one (`document_level`)."""
+        for chain, field in self.levels:
+            value = value_at(doc, chain)
+            if value is not None:
+                level = stated_level(value, field)
+                if level is not None:
+                    return level
+        return None
+
+    def pod_labels(self, doc: Mapping[str, Any]) -> dict[str, str]:
+        """The pod labels, keyed by canonical label key."""
+        labels: dict[str, str] = {}
+        for chain, label in self.labels:
+            value = value_at(doc, chain)
+            if is_scalar(value):
+                labels[label] = valid_text(str(value))
+        return labels
+
+
+MAX_SHAPES = 4096
+"""Shapes a `DocumentReader` remembers: far above what shippers write, it only bounds memory against
+documents of ever new keys."""
+
+
+class DocumentReader:
+    """Reads documents by their layout: one forced field map, or the one each document is detected
+    among (`detect_layout`), worked out once per document shape."""
+
+    def __init__(self, layout: Layout | None = None) -> None:
+        self._forced = layout if isinstance(layout, FieldMap) else None
+        self._layouts = field_maps(layout) or DETECTED
+        self._readings: dict[tuple, Reading | _ByLog] = {}
+
+    def reading(self, doc: Mapping[str, Any]) -> Reading:
+        """How to read `doc` (an object)."""
+        key = shape(doc)
+        known = self._readings.get(key)
+        if known is None:
+            if len(self._readings) >= MAX_SHAPES:
+                self._readings.clear()
+            known = self._readings[key] = self._learn(chains(doc))
+        return known if type(known) is Reading else known.reading(doc)
+
+    def _learn(self, found: dict[str, Chain]) -> Reading | _ByLog:
+        layout = self._forced or _marked_layout(found, self._layouts)
+        if layout is not None:
+            return Reading.of(found, layout)
+        other = Reading.of(found, _fallback_layout(self._layouts, False))
+        if not _may_be_bare_log(found):
+            return other
+        return _ByLog(found["log"], Reading.of(found, _fallback_layout(self._layouts, True)), other)
+
+
+@dataclass(frozen=True, slots=True)
+class _ByLog:
+    """A shape without markers that has a `log` but no `message`: read as a bare Fluent Bit line when
+    its `log` is a string, which only the document itself tells."""
+
+    log: Chain
+    bare: Reading
+    other: Reading
+
+    def reading(self, doc: Mapping[str, Any]) -> Reading:
+        return self.bare if isinstance(value_at(doc, self.log), str) else self.other
 
 
 _LEVEL_WORDS = (
@@ -376,16 +542,6 @@ def label_key(key: str) -> str:
     return key.lower().replace(".", "-").replace("_", "-")
 
 
-def pod_labels(flat: Mapping[str, Any], paths: tuple[str, ...]) -> dict[str, str]:
-    """The pod labels under any of `paths`, keyed by canonical label key."""
-    labels: dict[str, str] = {}
-    for key, label in _label_keys(tuple(flat), paths):
-        value = flat[key]
-        if is_scalar(value):
-            labels[label] = valid_text(str(value))
-    return labels
-
-
 @lru_cache(maxsize=1024)
 def _label_keys(keys: tuple[str, ...], paths: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     """(key, canonical label key) of the `keys` under any of `paths`, in order. The documents of one
@@ -407,20 +563,6 @@ def valid_text(value: str) -> str:
     if value.isascii() or _LONE_SURROGATE.search(value) is None:
         return value
     return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-
-
-def first(flat: Mapping[str, Any], paths: Sequence[str]) -> Any:
-    for path in paths:
-        value = flat.get(path)
-        if value is not None and value != "":
-            return value
-    return None
-
-
-def text(flat: Mapping[str, Any], paths: Sequence[str]) -> str | None:
-    """The first of `paths` holding a string (numbers are accepted as text), stripped; None otherwise."""
-    value = first(flat, paths)
-    return (valid_text(str(value).strip()) or None) if is_scalar(value) else None
 
 
 def is_scalar(value: Any) -> bool:

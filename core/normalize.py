@@ -17,17 +17,13 @@ from typing import Any
 
 from core.layout import (
     ERROR_LEVELS,
-    FieldMap,
+    DocumentReader,
     Layout,
-    detect_layout,
-    document_level,
-    first,
-    flatten,
+    Reading,
     infer_level,
     level_fields,
-    pod_labels,
-    text,
     valid_text,
+    value_at,
 )
 from core.model import Event, InputStats, utc
 from core.multiline import join_split_traces
@@ -53,7 +49,7 @@ def normalize(
 ) -> Iterator[Event]:
     """Yield one `Event` per usable document, a stack trace split into one document per line being one
     (`core.multiline`); count the others in `stats.skipped` by reason."""
-    records = _records(docs, stats, fields)
+    records = _records(docs, stats, DocumentReader(fields))
     for record in join_split_traces(records, stats, max_message_bytes):
         event = to_event(record, stats, max_message_bytes)
         if event is not None:
@@ -64,7 +60,7 @@ def normalize(
 @dataclass(slots=True)
 class Record:
     """A document on its way to an event: what trace joining reads (`core.multiline.Line`) and the
-    document, flattened, for the rest."""
+    document with how to read it, for the rest."""
 
     stream: tuple[str, str, str] | None  # (namespace, pod, container); None without a pod
     timestamp: datetime
@@ -72,20 +68,20 @@ class Record:
     namespace: str
     pod: str
     container: str
-    flat: dict[str, Any]
-    layout: FieldMap
+    doc: dict[str, Any]
+    reading: Reading
     doc_id: str | None
 
 
-def _records(docs: Iterable[Any], stats: InputStats, fields: Layout | None) -> Iterator[Record]:
+def _records(docs: Iterable[Any], stats: InputStats, reader: DocumentReader) -> Iterator[Record]:
     """The documents that have a time and a namespace; the others are counted as skipped."""
     for doc in docs:
-        record = to_record(doc, stats, fields)
+        record = to_record(doc, stats, reader)
         if record is not None:
             yield record
 
 
-def to_record(doc: Any, stats: InputStats, fields: Layout | None = None) -> Record | None:
+def to_record(doc: Any, stats: InputStats, reader: DocumentReader) -> Record | None:
     """The record of one document (a `_source` or a whole hit), or None after counting why it was skipped."""
     doc_id = None
     if isinstance(doc, dict) and "_source" in doc:
@@ -94,10 +90,8 @@ def to_record(doc: Any, stats: InputStats, fields: Layout | None = None) -> Reco
     if not isinstance(doc, dict):
         stats.skip("not_an_object")
         return None
-    flat = flatten(doc)
-    fm = fields if isinstance(fields, FieldMap) else detect_layout(flat, fields or ())
-
-    raw_ts = first(flat, fm.timestamp)
+    reading = reader.reading(doc)
+    raw_ts = reading.first(doc, reading.timestamp)
     if raw_ts is None:
         stats.skip("missing_timestamp")
         return None
@@ -105,23 +99,24 @@ def to_record(doc: Any, stats: InputStats, fields: Layout | None = None) -> Reco
     if timestamp is None:
         stats.skip("bad_timestamp")
         return None
-    namespace = text(flat, fm.namespace)
+    namespace = reading.text(doc, reading.namespace)
     if not namespace:
         stats.skip("missing_namespace")
         return None
-    pod = text(flat, fm.pod) or ""
-    container = text(flat, fm.container) or ""
-    message = first(flat, fm.message)
+    pod = reading.text(doc, reading.pod) or ""
+    container = reading.text(doc, reading.container) or ""
+    message = reading.first(doc, reading.message)
     if not isinstance(message, str):
         # An empty line inside a trace is a record with an empty message: it joins the trace.
-        message = "" if message is None and any(flat.get(path) == "" for path in fm.message) else None
+        empty = any(value_at(doc, chain) == "" for chain in reading.message)
+        message = "" if message is None and empty else None
     stream = (namespace, pod, container) if pod else None
-    return Record(stream, timestamp, message, namespace, pod, container, flat, fm, doc_id)
+    return Record(stream, timestamp, message, namespace, pod, container, doc, reading, doc_id)
 
 
 def to_event(record: Record, stats: InputStats, max_message_bytes: int = 65536) -> Event | None:
     """The event of one record, or None after counting why it was skipped."""
-    flat, fm, namespace = record.flat, record.layout, record.namespace
+    doc, reading, namespace = record.doc, record.reading, record.namespace
     message = record.message
     if message is None or not message.strip():
         stats.skip("missing_message")
@@ -134,15 +129,14 @@ def to_event(record: Record, stats: InputStats, max_message_bytes: int = 65536) 
     if is_binary(message):
         stats.skip("binary_message")
         return None
-    levels = level_fields(fm.level)
-    level = document_level(flat, levels) or infer_level(message, levels)
+    level = reading.level(doc) or infer_level(message, level_fields(reading.layout.level))
     if level not in ERROR_LEVELS:
         stats.skip("not_error_level")
         return None
 
     pod, container = record.pod, record.container
-    labels = tuple(pod_labels(flat, fm.labels).items())
-    owners = tuple((kind, name) for kind, path in fm.owners if path in flat and (name := text(flat, (path,))))
+    labels = tuple(reading.pod_labels(doc).items())
+    owners = tuple((kind, name) for kind, chain in reading.owners if (name := reading.text(doc, (chain,))))
     workload, app, shipper = attributed(namespace, pod, container, labels, owners)
     if shipper:
         target = workload_named_in(message, namespace)
@@ -157,8 +151,8 @@ def to_event(record: Record, stats: InputStats, max_message_bytes: int = 65536) 
         app=app,
         level=level,
         message=message,
-        error_type=text(flat, fm.error_type),
-        trace_id=text(flat, fm.trace_id),
+        error_type=reading.text(doc, reading.error_type),
+        trace_id=reading.text(doc, reading.trace_id),
         doc_id=record.doc_id,
     )
 
