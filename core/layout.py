@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from typing import Any
@@ -338,9 +338,7 @@ Chain = tuple[str, ...]
 
 
 def shape(doc: Mapping[str, Any]) -> tuple:
-    """The document's keys in order, with the shape of each object in it: documents of one shape hold
-    the same paths in the same places, so they are read alike. Shippers write a handful of shapes (13
-    in the 8-day demo), so the paths are looked for once per shape, not once per document."""
+    """The document's keys in order, with the shape of each object in it."""
     nested = [(key, shape(value)) for key, value in doc.items() if isinstance(value, dict)]
     return (tuple(doc), *nested) if nested else tuple(doc)
 
@@ -439,23 +437,70 @@ class Reading:
         return labels
 
 
+def _runs(paths: Iterable[str]) -> Iterator[str]:
+    """Every run of consecutive dot-separated parts of the paths: `a.b.c` gives a, b, c, a.b, b.c, a.b.c."""
+    for path in paths:
+        parts = path.split(".")
+        for first in range(len(parts)):
+            for stop in range(first + 1, len(parts) + 1):
+                yield ".".join(parts[first:stop])
+
+
 MAX_SHAPES = 4096
-"""Shapes a `DocumentReader` remembers: far above what shippers write, it only bounds memory against
-documents of ever new keys."""
+"""Shapes (and key names) a `DocumentReader` remembers: far above what shippers write, it only bounds
+memory against documents of ever new keys."""
+
+
+_SKIP, _READ, _WHOLE = 0, 1, 2  # how far the shape of an object under a key is looked at
 
 
 class DocumentReader:
     """Reads documents by their layout: one forced field map, or the one each document is detected
-    among (`detect_layout`), worked out once per document shape."""
+    among (`detect_layout`), worked out once per document shape.
+
+    A document's shape is its keys in order, with the shape of each object in it that may lead to a
+    path the layouts read: documents of one shape hold those paths in the same places, so they are
+    read alike. Shippers write a handful of shapes (13 in the 8-day demo), so the paths are looked for
+    once per shape, not once per document; objects on no such path (`agent`, `ecs`, `host`) are not
+    looked into at all."""
 
     def __init__(self, layout: Layout | None = None) -> None:
         self._forced = layout if isinstance(layout, FieldMap) else None
         self._layouts = field_maps(layout) or DETECTED
         self._readings: dict[tuple, Reading | _ByLog] = {}
+        paths = {"log", "message", "kubernetes.namespace"}  # what detection reads beside the markers
+        for fm in self._layouts:
+            paths.update(fm.timestamp, fm.namespace, fm.pod, fm.container, fm.labels, fm.level)
+            paths.update(fm.message, fm.error_type, fm.trace_id, fm.markers)
+            paths.update(path for _, path in fm.owners)
+        # A key on the way to a path is a run of its dot-separated parts (keys join with dots); below a
+        # key holding the last part of a labels path, every key may be a label.
+        self._runs = frozenset(_runs(paths))
+        self._label_ends = tuple({path.rpartition(".")[2] for fm in self._layouts for path in fm.labels})
+        self._descend: dict[str, int] = {}
+
+    def _how_deep(self, key: str) -> int:
+        how = self._descend.get(key)
+        if how is None:
+            if len(self._descend) >= MAX_SHAPES:
+                self._descend.clear()
+            whole = any(end in key for end in self._label_ends)
+            how = self._descend[key] = _WHOLE if whole else _READ if key in self._runs else _SKIP
+        return how
+
+    def shape(self, doc: Mapping[str, Any]) -> tuple:
+        """The shape of `doc` as far as the layouts read it."""
+        nested = []
+        for key, value in doc.items():
+            if isinstance(value, dict):
+                how = self._how_deep(key)
+                if how:
+                    nested.append((key, self.shape(value) if how == _READ else shape(value)))
+        return (tuple(doc), *nested) if nested else tuple(doc)
 
     def reading(self, doc: Mapping[str, Any]) -> Reading:
         """How to read `doc` (an object)."""
-        key = shape(doc)
+        key = self.shape(doc)
         known = self._readings.get(key)
         if known is None:
             if len(self._readings) >= MAX_SHAPES:
