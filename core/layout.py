@@ -22,7 +22,8 @@ import json
 import re
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
-from functools import lru_cache
+from functools import lru_cache, reduce
+from operator import getitem
 from typing import Any
 
 ERROR_LEVELS = frozenset(
@@ -360,9 +361,8 @@ def _chains_into(found: dict[str, Chain], doc: Mapping[str, Any], prefix: str, c
 
 
 def value_at(doc: Any, chain: Chain) -> Any:
-    for key in chain:
-        doc = doc[key]
-    return doc
+    """The value `chain` leads to in `doc` (whose shape holds it)."""
+    return reduce(getitem, chain, doc)  # no Python frame per key
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,20 +407,23 @@ class Reading:
     def first(self, doc: Mapping[str, Any], chains: tuple[Chain, ...]) -> Any:
         """The first value at `chains` that is neither null nor empty."""
         for chain in chains:
-            value = value_at(doc, chain)
+            value = reduce(getitem, chain, doc)
             if value is not None and value != "":
                 return value
         return None
 
     def text(self, doc: Mapping[str, Any], chains: tuple[Chain, ...]) -> str | None:
         """The first value at `chains` as stripped text (numbers are accepted as text); None otherwise."""
-        value = self.first(doc, chains)
-        return (valid_text(str(value).strip()) or None) if is_scalar(value) else None
+        for chain in chains:
+            value = reduce(getitem, chain, doc)
+            if value is not None and value != "":
+                return (valid_text(str(value).strip()) or None) if is_scalar(value) else None
+        return None
 
     def level(self, doc: Mapping[str, Any]) -> str | None:
         """The level stated by the first level field that states one (`document_level`)."""
         for chain, field in self.levels:
-            value = value_at(doc, chain)
+            value = reduce(getitem, chain, doc)
             if value is not None:
                 level = stated_level(value, field)
                 if level is not None:
@@ -431,7 +434,7 @@ class Reading:
         """The pod labels, keyed by canonical label key."""
         labels: dict[str, str] = {}
         for chain, label in self.labels:
-            value = value_at(doc, chain)
+            value = reduce(getitem, chain, doc)
             if is_scalar(value):
                 labels[label] = valid_text(str(value))
         return labels
@@ -477,26 +480,31 @@ class DocumentReader:
         # key holding the last part of a labels path, every key may be a label.
         self._runs = frozenset(_runs(paths))
         self._label_ends = tuple({path.rpartition(".")[2] for fm in self._layouts for path in fm.labels})
-        self._descend: dict[str, int] = {}
+        self._looked_into: dict[tuple[str, ...], tuple[tuple[str, int], ...]] = {}
 
     def _how_deep(self, key: str) -> int:
-        how = self._descend.get(key)
-        if how is None:
-            if len(self._descend) >= MAX_SHAPES:
-                self._descend.clear()
-            whole = any(end in key for end in self._label_ends)
-            how = self._descend[key] = _WHOLE if whole else _READ if key in self._runs else _SKIP
-        return how
+        if any(end in key for end in self._label_ends):
+            return _WHOLE
+        return _READ if key in self._runs else _SKIP
 
     def shape(self, doc: Mapping[str, Any]) -> tuple:
         """The shape of `doc` as far as the layouts read it."""
-        nested = []
-        for key, value in doc.items():
-            if isinstance(value, dict):
-                how = self._how_deep(key)
-                if how:
-                    nested.append((key, self.shape(value) if how == _READ else shape(value)))
-        return (tuple(doc), *nested) if nested else tuple(doc)
+        keys = tuple(doc)
+        # Which keys to look into is decided once per set of keys, not per key of every document.
+        looked_into = self._looked_into.get(keys)
+        if looked_into is None:
+            if len(self._looked_into) >= MAX_SHAPES:
+                self._looked_into.clear()
+            how_deep = ((key, self._how_deep(key)) for key in keys)
+            looked_into = self._looked_into[keys] = tuple((key, how) for key, how in how_deep if how)
+        if not looked_into:
+            return keys
+        nested = [
+            (key, self.shape(value) if how == _READ else shape(value))
+            for key, how in looked_into
+            if isinstance(value := doc[key], dict)
+        ]
+        return (keys, *nested) if nested else keys
 
     def reading(self, doc: Mapping[str, Any]) -> Reading:
         """How to read `doc` (an object)."""
