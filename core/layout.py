@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
-from functools import lru_cache, reduce
-from operator import getitem
+from functools import lru_cache
 from typing import Any
 
 ERROR_LEVELS = frozenset(
@@ -310,233 +309,15 @@ def detect_layout(flat: Mapping[str, Any], layouts: Sequence[FieldMap] = ()) -> 
     """The first of `layouts` (default: `DETECTED`) whose markers the document holds; without any,
     the Fluent Bit one for a bare string `log`, else the ECS one."""
     layouts = layouts or DETECTED
-    marked = _marked_layout(flat, layouts)
-    if marked is not None:
-        return marked
-    return _fallback_layout(layouts, _may_be_bare_log(flat) and isinstance(flat.get("log"), str))
-
-
-def _marked_layout(paths: Collection[str], layouts: Sequence[FieldMap]) -> FieldMap | None:
     for layout in layouts:
         for marker in layout.markers:
-            if marker in paths:
+            if marker in flat:
                 return layout
-    return None
-
-
-def _may_be_bare_log(paths: Collection[str]) -> bool:
-    return "log" in paths and "message" not in paths and "kubernetes.namespace" not in paths
-
-
-def _fallback_layout(layouts: Sequence[FieldMap], bare_log: bool) -> FieldMap:
+    bare_log = (
+        isinstance(flat.get("log"), str) and "message" not in flat and "kubernetes.namespace" not in flat
+    )
     fallback = "fluent-bit" if bare_log else "ecs"
     return next((layout for layout in layouts if layout.name == fallback), layouts[-1])
-
-
-Chain = tuple[str, ...]
-"""The keys that lead from a document to one of its values: `("kubernetes", "pod", "name")` in
-`{"kubernetes": {"pod": {"name": …}}}`, `("kubernetes.pod.name",)` for the same path as a dotted key."""
-
-
-def shape(doc: Mapping[str, Any]) -> tuple:
-    """The document's keys in order, with the shape of each object in it."""
-    nested = [(key, shape(value)) for key, value in doc.items() if isinstance(value, dict)]
-    return (tuple(doc), *nested) if nested else tuple(doc)
-
-
-def chains(doc: Mapping[str, Any]) -> dict[str, Chain]:
-    """Where each path of `flatten(doc)` takes its value from, in the same order: where a dotted key
-    and a nested object name one path, the same one wins."""
-    found: dict[str, Chain] = {}
-    _chains_into(found, doc, "", ())
-    return found
-
-
-def _chains_into(found: dict[str, Chain], doc: Mapping[str, Any], prefix: str, chain: Chain) -> None:
-    for key, value in doc.items():
-        path = prefix + key if prefix else key
-        found[path] = at = (*chain, key)
-        if isinstance(value, dict):
-            _chains_into(found, value, path + ".", at)
-
-
-def value_at(doc: Any, chain: Chain) -> Any:
-    """The value `chain` leads to in `doc` (whose shape holds it)."""
-    return reduce(getitem, chain, doc)  # no Python frame per key
-
-
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """Where the documents of one shape keep the fields of one field map: per field, the chains of the
-    field's paths that the shape holds, in the field map's order. What it reads is what the paths read
-    in the flattened document (`flatten`); paths the shape lacks cost nothing."""
-
-    layout: FieldMap
-    timestamp: tuple[Chain, ...]
-    namespace: tuple[Chain, ...]
-    pod: tuple[Chain, ...]
-    container: tuple[Chain, ...]
-    message: tuple[Chain, ...]
-    error_type: tuple[Chain, ...]
-    trace_id: tuple[Chain, ...]
-    levels: tuple[tuple[Chain, LevelField], ...]
-    labels: tuple[tuple[Chain, str], ...]  # (chain, canonical label key), in the flattened order
-    owners: tuple[tuple[str, Chain], ...]  # (owner kind, chain of its name)
-
-    @classmethod
-    def of(cls, found: Mapping[str, Chain], layout: FieldMap) -> Reading:
-        """The reading of a shape whose paths are `found` (`chains`)."""
-
-        def held(paths: tuple[str, ...]) -> tuple[Chain, ...]:
-            return tuple(found[path] for path in paths if path in found)
-
-        return cls(
-            layout=layout,
-            timestamp=held(layout.timestamp),
-            namespace=held(layout.namespace),
-            pod=held(layout.pod),
-            container=held(layout.container),
-            message=held(layout.message),
-            error_type=held(layout.error_type),
-            trace_id=held(layout.trace_id),
-            levels=tuple((found[f.path], f) for f in level_fields(layout.level) if f.path in found),
-            labels=tuple((found[key], label) for key, label in _label_keys(tuple(found), layout.labels)),
-            owners=tuple((kind, found[path]) for kind, path in layout.owners if path in found),
-        )
-
-    def first(self, doc: Mapping[str, Any], chains: tuple[Chain, ...]) -> Any:
-        """The first value at `chains` that is neither null nor empty."""
-        for chain in chains:
-            value = reduce(getitem, chain, doc)
-            if value is not None and value != "":
-                return value
-        return None
-
-    def text(self, doc: Mapping[str, Any], chains: tuple[Chain, ...]) -> str | None:
-        """The first value at `chains` as stripped text (numbers are accepted as text); None otherwise."""
-        for chain in chains:
-            value = reduce(getitem, chain, doc)
-            if value is not None and value != "":
-                return (valid_text(str(value).strip()) or None) if is_scalar(value) else None
-        return None
-
-    def level(self, doc: Mapping[str, Any]) -> str | None:
-        """The level stated by the first level field that states one (`document_level`)."""
-        for chain, field in self.levels:
-            value = reduce(getitem, chain, doc)
-            if value is not None:
-                level = stated_level(value, field)
-                if level is not None:
-                    return level
-        return None
-
-    def pod_labels(self, doc: Mapping[str, Any]) -> dict[str, str]:
-        """The pod labels, keyed by canonical label key."""
-        labels: dict[str, str] = {}
-        for chain, label in self.labels:
-            value = reduce(getitem, chain, doc)
-            if is_scalar(value):
-                labels[label] = valid_text(str(value))
-        return labels
-
-
-def _runs(paths: Iterable[str]) -> Iterator[str]:
-    """Every run of consecutive dot-separated parts of the paths: `a.b.c` gives a, b, c, a.b, b.c, a.b.c."""
-    for path in paths:
-        parts = path.split(".")
-        for first in range(len(parts)):
-            for stop in range(first + 1, len(parts) + 1):
-                yield ".".join(parts[first:stop])
-
-
-MAX_SHAPES = 4096
-"""Shapes (and key names) a `DocumentReader` remembers: far above what shippers write, it only bounds
-memory against documents of ever new keys."""
-
-
-_SKIP, _READ, _WHOLE = 0, 1, 2  # how far the shape of an object under a key is looked at
-
-
-class DocumentReader:
-    """Reads documents by their layout: one forced field map, or the one each document is detected
-    among (`detect_layout`), worked out once per document shape.
-
-    A document's shape is its keys in order, with the shape of each object in it that may lead to a
-    path the layouts read: documents of one shape hold those paths in the same places, so they are
-    read alike. Shippers write a handful of shapes (13 in the 8-day demo), so the paths are looked for
-    once per shape, not once per document; objects on no such path (`agent`, `ecs`, `host`) are not
-    looked into at all."""
-
-    def __init__(self, layout: Layout | None = None) -> None:
-        self._forced = layout if isinstance(layout, FieldMap) else None
-        self._layouts = field_maps(layout) or DETECTED
-        self._readings: dict[tuple, Reading | _ByLog] = {}
-        paths = {"log", "message", "kubernetes.namespace"}  # what detection reads beside the markers
-        for fm in self._layouts:
-            paths.update(fm.timestamp, fm.namespace, fm.pod, fm.container, fm.labels, fm.level)
-            paths.update(fm.message, fm.error_type, fm.trace_id, fm.markers)
-            paths.update(path for _, path in fm.owners)
-        # A key on the way to a path is a run of its dot-separated parts (keys join with dots); below a
-        # key holding the last part of a labels path, every key may be a label.
-        self._runs = frozenset(_runs(paths))
-        self._label_ends = tuple({path.rpartition(".")[2] for fm in self._layouts for path in fm.labels})
-        self._looked_into: dict[tuple[str, ...], tuple[tuple[str, int], ...]] = {}
-
-    def _how_deep(self, key: str) -> int:
-        if any(end in key for end in self._label_ends):
-            return _WHOLE
-        return _READ if key in self._runs else _SKIP
-
-    def shape(self, doc: Mapping[str, Any]) -> tuple:
-        """The shape of `doc` as far as the layouts read it."""
-        keys = tuple(doc)
-        # Which keys to look into is decided once per set of keys, not per key of every document.
-        looked_into = self._looked_into.get(keys)
-        if looked_into is None:
-            if len(self._looked_into) >= MAX_SHAPES:
-                self._looked_into.clear()
-            how_deep = ((key, self._how_deep(key)) for key in keys)
-            looked_into = self._looked_into[keys] = tuple((key, how) for key, how in how_deep if how)
-        if not looked_into:
-            return keys
-        nested = [
-            (key, self.shape(value) if how == _READ else shape(value))
-            for key, how in looked_into
-            if isinstance(value := doc[key], dict)
-        ]
-        return (keys, *nested) if nested else keys
-
-    def reading(self, doc: Mapping[str, Any]) -> Reading:
-        """How to read `doc` (an object)."""
-        key = self.shape(doc)
-        known = self._readings.get(key)
-        if known is None:
-            if len(self._readings) >= MAX_SHAPES:
-                self._readings.clear()
-            known = self._readings[key] = self._learn(chains(doc))
-        return known if type(known) is Reading else known.reading(doc)
-
-    def _learn(self, found: dict[str, Chain]) -> Reading | _ByLog:
-        layout = self._forced or _marked_layout(found, self._layouts)
-        if layout is not None:
-            return Reading.of(found, layout)
-        other = Reading.of(found, _fallback_layout(self._layouts, False))
-        if not _may_be_bare_log(found):
-            return other
-        return _ByLog(found["log"], Reading.of(found, _fallback_layout(self._layouts, True)), other)
-
-
-@dataclass(frozen=True, slots=True)
-class _ByLog:
-    """A shape without markers that has a `log` but no `message`: read as a bare Fluent Bit line when
-    its `log` is a string, which only the document itself tells."""
-
-    log: Chain
-    bare: Reading
-    other: Reading
-
-    def reading(self, doc: Mapping[str, Any]) -> Reading:
-        return self.bare if isinstance(value_at(doc, self.log), str) else self.other
 
 
 _LEVEL_WORDS = (
@@ -595,6 +376,16 @@ def label_key(key: str) -> str:
     return key.lower().replace(".", "-").replace("_", "-")
 
 
+def pod_labels(flat: Mapping[str, Any], paths: tuple[str, ...]) -> dict[str, str]:
+    """The pod labels under any of `paths`, keyed by canonical label key."""
+    labels: dict[str, str] = {}
+    for key, label in _label_keys(tuple(flat), paths):
+        value = flat[key]
+        if is_scalar(value):
+            labels[label] = valid_text(str(value))
+    return labels
+
+
 @lru_cache(maxsize=1024)
 def _label_keys(keys: tuple[str, ...], paths: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     """(key, canonical label key) of the `keys` under any of `paths`, in order. The documents of one
@@ -616,6 +407,20 @@ def valid_text(value: str) -> str:
     if value.isascii() or _LONE_SURROGATE.search(value) is None:
         return value
     return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def first(flat: Mapping[str, Any], paths: Sequence[str]) -> Any:
+    for path in paths:
+        value = flat.get(path)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def text(flat: Mapping[str, Any], paths: Sequence[str]) -> str | None:
+    """The first of `paths` holding a string (numbers are accepted as text), stripped; None otherwise."""
+    value = first(flat, paths)
+    return (valid_text(str(value).strip()) or None) if is_scalar(value) else None
 
 
 def is_scalar(value: Any) -> bool:

@@ -17,13 +17,17 @@ from typing import Any
 
 from core.layout import (
     ERROR_LEVELS,
-    DocumentReader,
+    FieldMap,
     Layout,
-    Reading,
+    detect_layout,
+    document_level,
+    first,
+    flatten,
     infer_level,
     level_fields,
+    pod_labels,
+    text,
     valid_text,
-    value_at,
 )
 from core.model import Event, InputStats, utc
 from core.multiline import join_split_traces
@@ -49,7 +53,7 @@ def normalize(
 ) -> Iterator[Event]:
     """Yield one `Event` per usable document, a stack trace split into one document per line being one
     (`core.multiline`); count the others in `stats.skipped` by reason."""
-    records = _records(docs, stats, DocumentReader(fields))
+    records = _records(docs, stats, fields)
     for record in join_split_traces(records, stats, max_message_bytes):
         event = to_event(record, stats, max_message_bytes)
         if event is not None:
@@ -60,7 +64,7 @@ def normalize(
 @dataclass(slots=True)
 class Record:
     """A document on its way to an event: what trace joining reads (`core.multiline.Line`) and the
-    document with how to read it, for the rest."""
+    document, flattened, for the rest."""
 
     stream: tuple[str, str, str] | None  # (namespace, pod, container); None without a pod
     timestamp: datetime
@@ -68,20 +72,20 @@ class Record:
     namespace: str
     pod: str
     container: str
-    doc: dict[str, Any]
-    reading: Reading
+    flat: dict[str, Any]
+    layout: FieldMap
     doc_id: str | None
 
 
-def _records(docs: Iterable[Any], stats: InputStats, reader: DocumentReader) -> Iterator[Record]:
+def _records(docs: Iterable[Any], stats: InputStats, fields: Layout | None) -> Iterator[Record]:
     """The documents that have a time and a namespace; the others are counted as skipped."""
     for doc in docs:
-        record = to_record(doc, stats, reader)
+        record = to_record(doc, stats, fields)
         if record is not None:
             yield record
 
 
-def to_record(doc: Any, stats: InputStats, reader: DocumentReader) -> Record | None:
+def to_record(doc: Any, stats: InputStats, fields: Layout | None = None) -> Record | None:
     """The record of one document (a `_source` or a whole hit), or None after counting why it was skipped."""
     doc_id = None
     if isinstance(doc, dict) and "_source" in doc:
@@ -90,8 +94,10 @@ def to_record(doc: Any, stats: InputStats, reader: DocumentReader) -> Record | N
     if not isinstance(doc, dict):
         stats.skip("not_an_object")
         return None
-    reading = reader.reading(doc)
-    raw_ts = reading.first(doc, reading.timestamp)
+    flat = flatten(doc)
+    fm = fields if isinstance(fields, FieldMap) else detect_layout(flat, fields or ())
+
+    raw_ts = first(flat, fm.timestamp)
     if raw_ts is None:
         stats.skip("missing_timestamp")
         return None
@@ -99,24 +105,23 @@ def to_record(doc: Any, stats: InputStats, reader: DocumentReader) -> Record | N
     if timestamp is None:
         stats.skip("bad_timestamp")
         return None
-    namespace = reading.text(doc, reading.namespace)
+    namespace = text(flat, fm.namespace)
     if not namespace:
         stats.skip("missing_namespace")
         return None
-    pod = reading.text(doc, reading.pod) or ""
-    container = reading.text(doc, reading.container) or ""
-    message = reading.first(doc, reading.message)
+    pod = text(flat, fm.pod) or ""
+    container = text(flat, fm.container) or ""
+    message = first(flat, fm.message)
     if not isinstance(message, str):
         # An empty line inside a trace is a record with an empty message: it joins the trace.
-        empty = any(value_at(doc, chain) == "" for chain in reading.message)
-        message = "" if message is None and empty else None
+        message = "" if message is None and any(flat.get(path) == "" for path in fm.message) else None
     stream = (namespace, pod, container) if pod else None
-    return Record(stream, timestamp, message, namespace, pod, container, doc, reading, doc_id)
+    return Record(stream, timestamp, message, namespace, pod, container, flat, fm, doc_id)
 
 
 def to_event(record: Record, stats: InputStats, max_message_bytes: int = 65536) -> Event | None:
     """The event of one record, or None after counting why it was skipped."""
-    doc, reading, namespace = record.doc, record.reading, record.namespace
+    flat, fm, namespace = record.flat, record.layout, record.namespace
     message = record.message
     if message is None or not message.strip():
         stats.skip("missing_message")
@@ -129,14 +134,15 @@ def to_event(record: Record, stats: InputStats, max_message_bytes: int = 65536) 
     if is_binary(message):
         stats.skip("binary_message")
         return None
-    level = reading.level(doc) or infer_level(message, level_fields(reading.layout.level))
+    levels = level_fields(fm.level)
+    level = document_level(flat, levels) or infer_level(message, levels)
     if level not in ERROR_LEVELS:
         stats.skip("not_error_level")
         return None
 
     pod, container = record.pod, record.container
-    labels = tuple(reading.pod_labels(doc).items())
-    owners = tuple((kind, name) for kind, chain in reading.owners if (name := reading.text(doc, (chain,))))
+    labels = tuple(pod_labels(flat, fm.labels).items())
+    owners = tuple((kind, name) for kind, path in fm.owners if path in flat and (name := text(flat, (path,))))
     workload, app, shipper = attributed(namespace, pod, container, labels, owners)
     if shipper:
         target = workload_named_in(message, namespace)
@@ -151,8 +157,8 @@ def to_event(record: Record, stats: InputStats, max_message_bytes: int = 65536) 
         app=app,
         level=level,
         message=message,
-        error_type=reading.text(doc, reading.error_type),
-        trace_id=reading.text(doc, reading.trace_id),
+        error_type=text(flat, fm.error_type),
+        trace_id=text(flat, fm.trace_id),
         doc_id=record.doc_id,
     )
 
