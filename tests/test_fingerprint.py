@@ -289,6 +289,17 @@ def test_digits_in_exception_names_are_not_blinded_by_the_cache() -> None:
     assert Fingerprinter().fingerprint(trace.format(v=3)).key == three.key  # same with a cold cache
 
 
+def test_messages_that_differ_only_in_digits_zeros_too_are_masked_once() -> None:
+    fp = Fingerprinter()
+    first = fp.fingerprint("card 4000 1234 declined after 105 ms")
+    assert fp.fingerprint("card 5999 8765 declined after 250 ms") == first
+    assert fp._cached.cache_info().misses == 1
+    # `0x` is the one place a rule names a digit: such a message keeps its zeros when blinded.
+    hex_address = fp.fingerprint("segfault at 0x7f00 in worker 30")
+    assert hex_address.template == "segfault at <HEX> in worker <NUM>"
+    assert fp.fingerprint("segfault at 7x0f00 in worker 30").template != hex_address.template
+
+
 def test_a_message_with_a_lone_surrogate_has_a_key():
     # normalize replaces lone surrogates, but the `log-analyzer fingerprint` filter reads raw lines.
     assert (
