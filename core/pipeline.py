@@ -15,7 +15,7 @@ import contextlib
 import gc
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -223,7 +223,7 @@ def analyse(
     states = c.store.problem_states(before=start)
     for earlier in unstored:
         _as_if_stored(earlier.analysis, history, states)
-    states = _with_registry_status(states, c.registry)
+    states = _with_registry_status(states, c.registry, c.store.problem_renames())
     detection = detect(analysis, history, states, c.thresholds.detect)
     chains = propagate(analysis, c.thresholds.propagate)
     # Per-minute counts serve burst detection only; a backfill keeps every day's result until its
@@ -616,13 +616,19 @@ def _registry_verdict(registry: Registry) -> Verdict:
     return Verdict("degraded", issues) if issues else Verdict()
 
 
-def _with_registry_status(states: dict[str, ProblemState], registry: Registry) -> dict[str, ProblemState]:
-    """The store knows the facts, people know the status: overlay the registry's statuses."""
+def _with_registry_status(
+    states: dict[str, ProblemState], registry: Registry, renames: Mapping[str, str]
+) -> dict[str, ProblemState]:
+    """The store knows the facts, people know the status: overlay the registry's statuses (an entry
+    the registry has not yet moved to its problem's new id counts for the new id)."""
     try:
         statuses = registry.statuses()
     except RegistryError as exc:
         log.get().error("registry unreadable; using database state", error=str(exc))
         return states
+    for old, new in sorted(renames.items()):
+        if old in statuses and new not in statuses:
+            statuses[new] = statuses[old]
     merged = {}
     for pid, state in states.items():
         status, resolved_at = statuses.get(pid, (state.status, state.resolved_at))
@@ -655,7 +661,8 @@ def _update_registry(c: Components, run: _Run, results: list[RangeResult], logge
     )
     try:
         with run.step("registry") as step:
-            update = c.registry.update(c.store.problems(), peaks, regressed, now)
+            renames = c.store.problem_renames()
+            update = c.registry.update(c.store.problems(), peaks, regressed, now, renames=renames)
             c.registry.export_csv(c.publisher.export_dir)
             step.counts.update(
                 added=update.problems_added,
