@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import re
 import subprocess
 import sys
@@ -322,3 +323,16 @@ def test_a_message_with_a_lone_surrogate_has_a_key():
         fingerprint("card \ud83d declined for user 42").key
         == fingerprint("card \ud83d declined for user 7").key
     )
+
+
+def test_keys_do_not_depend_on_input_order_or_the_cache() -> None:
+    messages = [
+        row["Content"]
+        for path in sorted(LOGHUB.glob("*.csv"))
+        for row in csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"), newline=""))
+    ]
+    in_order = [Fingerprinter().fingerprint(m).key for m in messages]
+    warm = Fingerprinter()
+    reversed_keys = [warm.fingerprint(m).key for m in reversed(messages)][::-1]
+    uncached = [Fingerprinter(cache_size=0).fingerprint(m).key for m in messages]
+    assert in_order == reversed_keys == uncached
