@@ -4,7 +4,8 @@ Every stored incident is fingerprinted again from its samples with the current r
 one gets the problem id its new template gives, and the per-problem fold is rebuilt: a problem keeps its
 first sighting, counts, peaks and pending alerts under its new id. Old → new ids are recorded in
 `problem_renames`, from which the registry moves its entries (people's status, owner, notes). Run by the
-store migration that comes with each rule change; running it again changes nothing.
+store migration that comes with each rule change; running it again changes nothing. The fold is the
+store's own (`_recompute_problems`), so the rows rebuilt here are those a run would have written.
 """
 
 from __future__ import annotations
@@ -57,15 +58,16 @@ def rekey(conn: Connection, now: datetime) -> dict[str, str]:
     conn.execute(sa.delete(incidents_table))
     _insert(conn, incidents_table, incidents)
     _rename_days(conn, renames)
-    oldest = min((row["window_start"] for row in incidents), default=None)
     problem_ids = sorted({row["problem_id"] for row in incidents} | renames.keys() | set(renames.values()))
     # The days that have incidents are folded again from them (their templates are the new ones); the
     # older days keep their renamed rows. Without incidents an empty range rebuilds `problems` only.
-    lo = _day(oldest) if oldest is not None else _day(now)
-    hi = _day(max(row["window_start"] for row in incidents)) + DAY if incidents else lo
+    starts = [row["window_start"] for row in incidents] or [now]
+    lo, hi = _day(min(starts)), _day(max(starts)) + DAY if incidents else _day(now)
     _recompute_problems(conn, problem_ids, incidents, lo, hi, now)
     _rename_peaks(conn, renames)
     _rename_pending_alerts(conn, renames)
+    for chunk in _chunks(sorted(renames)):
+        conn.execute(sa.delete(problem_renames_table).where(problem_renames_table.c.old_id.in_(chunk)))
     _insert(
         conn,
         problem_renames_table,
