@@ -31,7 +31,10 @@ of logs (measured in docs/performance.md), and a quarter of the memory."""
 
 _TLDS = (
     "com|net|org|edu|gov|mil|int|io|co|info|biz|dev|app|cloud|local|localdomain|internal|lan|svc|"
-    "cluster|us|uk|de|fr|nl|eu|cn|hk|jp|ru|br|au|ca|om"
+    "cluster|us|uk|de|fr|nl|eu|cn|hk|jp|ru|br|au|ca|om|"
+    # more country codes, without those that are English words or file extensions (in, no, it, be, sh …)
+    "ar|pl|tw|kr|mx|es|se|ch|cz|ro|hu|pt|za|nz|sg|tr|ua|vn|th|cl|gr|il|dk|fi|ie|kz|ir|pk|bg|sk|lt|lv|"
+    "ee|hr|rs|ph|pe|ve|tv|cc|ws"
 )
 _USER_STOPWORDS = (
     "is|was|has|had|not|does|did|can|cannot|could|with|from|for|in|on|to|the|a|an|and|or|of|"

@@ -51,6 +51,7 @@ LOGHUB = Path(__file__).resolve().parents[1] / "bench" / "data" / "loghub"
         ("Upload of 5.2 KB failed", "Upload of <SIZE> failed"),
         ("r6---sn-i3b7kn7d.googlevideo.com:443 open", "<HOST> open"),
         ("proxy.example.com:5070 open", "<HOST> open"),
+        ("getaddrinfo for ns.marcaviva.com.ar failed", "getaddrinfo for <HOST> failed"),
         (
             '10.11.10.1 "GET /v2/servers/detail?all_tenants=True&host=cp-1 HTTP/1.1" status: 200',
             '<IP> "GET <PATH> <NUM>" status: <NUM>',
