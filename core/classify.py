@@ -6,7 +6,6 @@ from a namespace/app mapping; the rule language and evaluation order are describ
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from core.fingerprint import canonical
 from core.model import Event, Fingerprint, ProblemClass
 
 MESSAGE_PREFIX = 2048
@@ -555,7 +553,7 @@ class FlowMap:
 
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _PLACEHOLDER = re.compile(r"<[^<>\s]*>")
-_FALLBACK_WORDS = 5
+_WORD_BREAK = re.compile(r"[^a-z]+")
 
 
 def exception_error_class(exception_type: str) -> str:
@@ -566,17 +564,22 @@ def exception_error_class(exception_type: str) -> str:
 
 
 def template_error_class(template: str) -> str:
-    """A readable, stable name for an unmatched template: its first constant words plus a short hash,
-    so two templates that start alike still differ, e.g. `settlement_batch_aborted_for_merchant_2151c5e3`."""
-    # Hashed in canonical form: one fingerprint can show `<NUM>` in one run and `<HEX>` in another.
-    digest = hashlib.blake2b(canonical(template).encode("utf-8"), digest_size=4).hexdigest()
-    words = [
-        w
-        for w in re.split(r"[^a-z]+", _PLACEHOLDER.sub(" ", template).lower())
-        if len(w) > 1  # single letters are mostly leftovers of masked values
-    ][:_FALLBACK_WORDS]
-    stem = "_".join(words)[: MAX_ERROR_CLASS - len(digest) - 1].strip("_") or "unknown"
-    return f"{stem}_{digest}"
+    """A readable, stable name for an unmatched template: its constant words in order, lower case,
+    joined by `_` and cut after the last whole word that fits in MAX_ERROR_CLASS characters, e.g.
+    `settlement_batch_aborted_for_merchant_after_reconciliation` (cut before `mismatch`).
+
+    Placeholders and single letters (mostly leftovers of masked values) are left out, so neither the
+    values nor the placeholder types a run happened to see (`<NUM>` or `<HEX>`) change it. Templates
+    whose words agree up to the cut share a name (a taxonomy rule tells them apart)."""
+    words = [w for w in _WORD_BREAK.split(_PLACEHOLDER.sub(" ", template).lower()) if len(w) > 1]
+    if not words:
+        return "unknown"
+    name = words[0][:MAX_ERROR_CLASS]
+    for word in words[1:]:
+        if len(name) + 1 + len(word) > MAX_ERROR_CLASS:
+            break
+        name = f"{name}_{word}"
+    return name
 
 
 _UNMATCHED_REMEDIATION = (

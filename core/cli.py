@@ -28,7 +28,8 @@ from core.classify import Classifier, FlowMap, Taxonomy, TaxonomyError
 from core.config import ConfigError, Settings, load_settings, masked_url, overrides
 from core.detect import DetectConfig
 from core.fetch import NdjsonSource, SourceUnavailable
-from core.fingerprint import Fingerprinter, fingerprint_lines
+from core.fingerprint import Fingerprinter
+from core.launch import fingerprint_filter
 from core.layout import DETECTED, FieldMap, Layout
 from core.pipeline import (
     Components,
@@ -546,10 +547,7 @@ def _report_to_publish(named: Path | None, output: Path) -> publish.StoredReport
 @main.command("fingerprint")
 def fingerprint_command() -> None:
     """Read raw messages on stdin, one per line; print one fingerprint key per line, same order."""
-    stdin = click.get_text_stream("stdin", errors="replace")
-    out = sys.stdout
-    for key in fingerprint_lines(line.rstrip("\r\n") for line in stdin):
-        out.write(key + "\n")
+    fingerprint_filter()  # `log-analyzer fingerprint` alone runs it without importing this module
 
 
 @main.command("migrate")

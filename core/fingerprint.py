@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from core.model import Fingerprint
 
-MASKING_RULES_VERSION = 1
+MASKING_RULES_VERSION = 2
 """Part of every key: bump it whenever a rule below changes, since the registry is keyed on keys."""
 
 MAX_TEMPLATE_CHARS = 2048
@@ -31,7 +31,10 @@ of logs (measured in docs/performance.md), and a quarter of the memory."""
 
 _TLDS = (
     "com|net|org|edu|gov|mil|int|io|co|info|biz|dev|app|cloud|local|localdomain|internal|lan|svc|"
-    "cluster|us|uk|de|fr|nl|eu|cn|hk|jp|ru|br|au|ca|om"
+    "cluster|us|uk|de|fr|nl|eu|cn|hk|jp|ru|br|au|ca|om|"
+    # more country codes, without those that are English words or file extensions (in, no, it, be, sh …)
+    "ar|pl|tw|kr|mx|es|se|ch|cz|ro|hu|pt|za|nz|sg|tr|ua|vn|th|cl|gr|il|dk|fi|ie|kz|ir|pk|bg|sk|lt|lv|"
+    "ee|hr|rs|ph|pe|ve|tv|cc|ws"
 )
 _USER_STOPWORDS = (
     "is|was|has|had|not|does|did|can|cannot|could|with|from|for|in|on|to|the|a|an|and|or|of|"
@@ -64,9 +67,10 @@ _BUILTIN_RULES: tuple[tuple[str, str], ...] = (
     ),
     ("TIME", r"(?<![\w.:])\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?\b"),
     # host:port where the host has a dot or a dash (so "retries:10" stays a word and a number)
-    ("HOST", r"\b[A-Za-z0-9]\w*+(?:[.-]\w++)++:\d{2,5}\b|\blocalhost:\d{2,5}\b"),
-    ("HOST", rf"\b(?:[A-Za-z0-9][A-Za-z0-9-]*+\.)++(?:{_TLDS})\b(?![.\w-])"),
-    ("PATH", r"(?<![\w.:/])(?:/[\w.@%+~-]++){2,}/?|\b[A-Za-z]:\\[^\s\"',;]++"),
+    ("HOST", r"\b[A-Za-z0-9]\w*+(?:[.-]++\w++)++:\d{2,5}\b|\blocalhost:\d{2,5}\b"),
+    ("HOST", rf"\b(?:[A-Za-z0-9][A-Za-z0-9-]*+\.)++(?:{_TLDS})(?::\d{{1,5}}\b|\b(?![.\w-]))"),
+    # a path with its query string: "/servers/detail?all_tenants=True&host=x" is one request target
+    ("PATH", r"(?<![\w.:/])(?:/[\w.@%+~*-]++){2,}/?(?:\?[^\s\"'<>]*+)?|\b[A-Za-z]:\\[^\s\"',;]++"),
     (
         "DURATION",
         r"(?<![\w.])[<>~]?\d+(?:\.\d+)?\s?(?:ns|us|µs|ms|s|sec|secs|seconds?|min|mins|minutes?|h|hrs?|hours?|"
@@ -74,10 +78,16 @@ _BUILTIN_RULES: tuple[tuple[str, str], ...] = (
     ),
     ("SIZE", r"(?<![\w.])\d+(?:\.\d+)?\s?(?:[KMGTP]i?B|B|bytes?)\b"),
     ("HEX", r"\b0[xX][0-9a-fA-F]+\b|\b[0-9a-fA-F]{16,}\b"),
-    # a quoted word is a value; quoted text with spaces (a request line, a sentence) is masked inside
-    ("STR", r"(?<![\w\\])\"[^\"\s]{0,256}\"|(?<![\w\\])'[^'\s]{0,256}'(?!\w)"),
+    # a quoted token is a value, unless it is a plain word (constant, as unquoted); quoted text with
+    # spaces (a request line, a sentence) is masked inside instead
+    (
+        "STR",
+        r"(?<![\w\\])\"(?![A-Za-z_]*+\")[^\"\s]{0,256}\"|(?<![\w\\])'(?![A-Za-z_]*+')[^'\s]{0,256}'(?!\w)",
+    ),
 )
 _CONTEXT_RULES: tuple[tuple[str, str, str], ...] = (
+    # "onExtend:1514038530000", "invoke.12": a word naming the value stays, the value is masked
+    ("NUM", rf"(?<![^{_TOKEN_BREAK}])(?:[A-Za-z_]++[:.])++", rf"(?=[^{_TOKEN_BREAK}]*\d)[^{_TOKEN_BREAK}]+"),
     # name, keyword prefix (kept), variable part (masked)
     ("USER", r"\b(?:[Uu]ser|[Uu]sername|login)\s+['\"]?", rf"(?!(?:{_USER_STOPWORDS})\b)[\w.@-]+"),
     (
@@ -96,8 +106,9 @@ _GENERIC_RULE = (
 _PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*>")
 # In the key, adjacent placeholders are one variable part: "4111 1111 1111 1111", "a, b, c" and
 # "5174 bytes (5.05 KB)" have variable lengths and optional annotations that should not split a template.
-_PLACEHOLDER_RUN = re.compile(r"<\*>(?:[\s,]+<\*>|\s*\(<\*>\))+")
+_PLACEHOLDER_RUN = re.compile(r"<\*>(?:[\s,]+<\*>|\s*\((?:<\*>)?\)|\s*\[(?:<\*>)?\])+")
 _WHITESPACE = re.compile(r"\s+")
+_LAST_BREAK = re.compile(r"\s\S*$")
 
 _JAVA_FRAME = re.compile(
     r"^\s+at [\w$.<>/\[\]-]+\(.*\)\s*$|^\s*\.\.\. \d+ (?:more|common frames omitted)\s*$"
@@ -149,7 +160,7 @@ class Fingerprinter:
 
     def mask(self, text: str) -> str:
         """The message with every variable part replaced by a typed placeholder such as `<IP>`."""
-        text = _WHITESPACE.sub(" ", text[:MAX_TEMPLATE_CHARS]).strip()
+        text = _WHITESPACE.sub(" ", _cut(text)).strip()
         return self._masker.sub(self._replace, text)
 
     def fingerprint(self, message: str, error_type: str | None = None) -> Fingerprint:
@@ -207,11 +218,22 @@ def _may_tell_digits_apart(pattern: str) -> bool:
     return any(c in pattern for c in "0123456789") or "\\N{" in pattern
 
 
+def _cut(text: str) -> str:
+    """The first MAX_TEMPLATE_CHARS characters of `text`, without a token the limit cuts in two: the
+    rest of it is not seen, so what is left (`blk_-` of `blk_-4154362211643572668`) says nothing."""
+    if len(text) <= MAX_TEMPLATE_CHARS or text[MAX_TEMPLATE_CHARS].isspace():
+        return text[:MAX_TEMPLATE_CHARS]
+    head = text[:MAX_TEMPLATE_CHARS]
+    last_break = _LAST_BREAK.search(head)
+    return head[: last_break.start()] if last_break else head
+
+
 def _significant(message: str) -> str:
-    """The part of `message` its fingerprint depends on: the masked prefix of a single line, the
-    searched prefix of a multi-line message. A short cache key, and the same fingerprint."""
+    """The part of `message` its fingerprint depends on: the masked prefix of a single line (and the
+    character after it, which tells whether the limit cuts a token), the searched prefix of a multi-line
+    message. A short cache key, and the same fingerprint."""
     if "\n" not in message:
-        return message[:MAX_TEMPLATE_CHARS]
+        return message[: MAX_TEMPLATE_CHARS + 1]
     head = message[:MAX_TRACE_CHARS]
     return head if "\n" in head else message
 

@@ -15,7 +15,7 @@ import contextlib
 import gc
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -231,7 +231,7 @@ def analyse(
     states = c.store.problem_states(before=start)
     for earlier in unstored:
         _as_if_stored(earlier.analysis, history, states)
-    states = _with_triage(states, c.registry, start)
+    states = _with_triage(states, c.registry, start, c.store.problem_renames())
     detection = detect(analysis, history, states, c.thresholds.detect)
     chains = propagate(analysis, c.thresholds.propagate)
     detection.findings = with_chains(detection.findings, chains)
@@ -630,15 +630,19 @@ def _registry_verdict(registry: Registry) -> Verdict:
 
 
 def _with_triage(
-    states: dict[str, ProblemState], registry: Registry, at: datetime
+    states: dict[str, ProblemState], registry: Registry, at: datetime, renames: Mapping[str, str]
 ) -> dict[str, ProblemState]:
     """The store knows the facts, people know the triage: overlay the registry's. An ignore whose
-    `until` is not after `at` (the range's start) has ended and reads as open."""
+    `until` is not after `at` (the range's start) has ended and reads as open; an entry the registry
+    has not yet moved to its problem's new id (`renames`, old → new) counts for the new id."""
     try:
         triages = registry.triages()
     except RegistryError as exc:
         log.get().error("registry unreadable; using database state", error=str(exc))
         return states
+    for old, new in sorted(renames.items()):
+        if old in triages and new not in triages:
+            triages[new] = triages[old]
     merged = dict(states)
     for pid, entry in triages.items():
         ended = entry.triage == "ignored" and entry.until is not None and entry.until <= at
@@ -681,7 +685,8 @@ def _update_registry(c: Components, run: _Run, logger, now: datetime) -> int:
     )
     try:
         with run.step("registry") as step:
-            update = c.registry.update(c.store.problems(), peaks, now)
+            renames = c.store.problem_renames()
+            update = c.registry.update(c.store.problems(), peaks, now, renames=renames)
             c.registry.export_csv(c.publisher.export_dir)
             step.counts.update(
                 added=update.problems_added,

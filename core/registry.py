@@ -218,8 +218,12 @@ class Registry:
         problems: Sequence[ProblemRecord],
         peaks: Sequence[Peak],
         now: datetime | None = None,
+        renames: Mapping[str, str] | None = None,
     ) -> RegistryUpdate:
         """Merge the store's facts into the registry without losing what people wrote.
+
+        `renames` (old problem id → new, the store's `problem_renames`): entries of problems that a
+        change of the masking rules renamed move to their new ids first, with what people wrote.
 
         New problems get triage `open` and new peaks status `new`; a `resolved` one without
         `resolved_at` gets `now`; a `resolved` problem seen since its `resolved_at` is reopened
@@ -239,6 +243,8 @@ class Registry:
             for _attempt in range(3):
                 problems_raw, problem_doc = self._document_to_change(self.problems_path, PROBLEMS_HEADER)
                 peaks_raw, peak_doc = self._document_to_change(self.peaks_path, PEAKS_HEADER)
+                if renames:
+                    _rename_problems(problem_doc, peak_doc, renames)
                 result = self._merge(problem_doc, peak_doc, problems, peaks, now)
                 if _unchanged_since(self.problems_path, problems_raw) and _unchanged_since(
                     self.peaks_path, peaks_raw
@@ -524,6 +530,54 @@ def _set_all(entry: CommentedMap, facts: Mapping[str, Any]) -> bool:
             entry[key] = value
             changed = True
     return changed
+
+
+def _rename_problems(
+    problem_doc: CommentedMap | None, peak_doc: CommentedMap | None, renames: Mapping[str, str]
+) -> None:
+    """Move the entries of renamed problems, and of their peaks, to the new ids. When two land on one
+    id, the fields people left empty in the first are taken from the other (triage `open` and peak
+    status `new` count as empty)."""
+    for doc, new_key in ((problem_doc, _renamed_problem), (peak_doc, _renamed_peak)):
+        if doc is None:
+            continue
+        moves = [(key, new) for key, entry in doc.items() if (new := new_key(_str(key), entry, renames))]
+        moved: dict[str, CommentedMap] = {}
+        for key, new in moves:
+            entry = doc.pop(key)
+            if entry.get("scope") == "problem":  # a peak of the problem: it names the problem twice
+                entry["scope_id"] = entry["problem_id"] = renames[_str(entry["scope_id"])]
+            target = doc[new] if new in doc else moved.get(new)
+            if target is None:
+                moved[new] = entry
+            else:
+                _fill_from(target, entry)
+        _insert_sorted(doc, list(moved.items()))
+
+
+def _renamed_problem(key: str, entry: Any, renames: Mapping[str, str]) -> str | None:
+    return renames.get(key)
+
+
+def _renamed_peak(key: str, entry: Any, renames: Mapping[str, str]) -> str | None:
+    if not isinstance(entry, Mapping) or entry.get("scope") != "problem":
+        return None
+    old = _str(entry.get("scope_id"))
+    return key.replace(f":problem:{old}@", f":problem:{renames[old]}@", 1) if old in renames else None
+
+
+def _fill_from(target: CommentedMap, other: CommentedMap) -> None:
+    for name in ("owner", "ticket", "notes", "resolved_at", "until", "reason"):
+        if not _text(target.get(name)) and _text(other.get(name)):
+            target[name] = other[name]
+    if "scope" in target:  # a peak
+        if _peak_status(target) == "new" and _peak_status(other) != "new":
+            target["status"] = other["status"]
+        return
+    _legacy_to_triage(target)
+    _legacy_to_triage(other)
+    if _triage(target) == "open" and _triage(other) != "open":
+        target["triage"] = other["triage"]
 
 
 def _insert_sorted(doc: CommentedMap, new: list[tuple[str, CommentedMap]]) -> None:

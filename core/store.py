@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 """The newest migration (tests/test_store.py checks it is Alembic's head). A SQLite store already at it
 is not migrated when opened: that spares every run importing Alembic."""
 DAY = timedelta(days=1)
@@ -262,6 +262,16 @@ pending_alerts_table = sa.Table(
     sa.Column("run_id", sa.String(36)),
     sa.Column("finding", JSONDocument, nullable=False),
     sa.Index("ix_pending_alerts_window_start", "window_start"),
+)
+
+# Problem ids a change of the masking rules renamed (core/rekey.py, run by the migration of that change):
+# the registry moves people's entries along them, oldest rule version first.
+problem_renames_table = sa.Table(
+    "problem_renames",
+    metadata,
+    sa.Column("old_id", sa.Text, primary_key=True),
+    sa.Column("new_id", sa.Text, nullable=False),
+    sa.Column("masking_rules_version", sa.Integer, nullable=False),
 )
 
 
@@ -751,6 +761,19 @@ class Store:
             ProblemRecord(**{k: v for k, v in row.items() if k != "updated_at"})
             for row in sorted(rows, key=lambda r: r["problem_id"])
         ]
+
+    def problem_renames(self) -> dict[str, str]:
+        """Old problem id → the id it has now, across every change of the masking rules so far."""
+        query = sa.select(problem_renames_table).order_by(
+            problem_renames_table.c.masking_rules_version, problem_renames_table.c.old_id
+        )
+        with self._connect() as conn:
+            rows = list(conn.execute(query).mappings())
+        renames: dict[str, str] = {}
+        for row in rows:  # a later rename moves the earlier ones' targets along
+            renames = {old: row["new_id"] if new == row["old_id"] else new for old, new in renames.items()}
+            renames[row["old_id"]] = row["new_id"]
+        return {old: new for old, new in renames.items() if old != new}
 
     def pending_alerts(self) -> list[tuple[int, Finding]]:
         """The critical findings stored with their windows and not yet alerted, oldest first, with the

@@ -563,7 +563,7 @@ def test_unmatched_template_gets_a_stable_readable_error_class() -> None:
     template = "Settlement batch <NUM> aborted for merchant <ID> after reconciliation mismatch"
     error_class = template_error_class(template)
     # a constant, not recomputed: the registry is keyed on it, so it must not change between releases
-    assert error_class == "settlement_batch_aborted_for_merchant_2151c5e3"
+    assert error_class == "settlement_batch_aborted_for_merchant_after_reconciliation"
     assert classify("Settlement batch 7 aborted ...", template=template) == (
         f"UNCLASSIFIED:card_servicing:{error_class}"
     )
@@ -580,6 +580,15 @@ def test_templates_that_start_alike_do_not_collide() -> None:
     a = template_error_class("Settlement batch <NUM> aborted for merchant <ID>: missing totals")
     b = template_error_class("Settlement batch <NUM> aborted for merchant <ID>: wrong currency")
     assert a != b
+
+
+def test_unmatched_error_class_is_the_constant_words_cut_at_a_word() -> None:
+    assert template_error_class("SMTP temporary failure for message <NUM> to <EMAIL>: try later") == (
+        "smtp_temporary_failure_for_message_to_try_later"
+    )
+    long = "Reconciliation of settlement batches against acquirer statements failed because totals differ"
+    assert template_error_class(long) == "reconciliation_of_settlement_batches_against_acquirer"
+    assert template_error_class("<NUM> <IP>") == "unknown"
 
 
 @pytest.mark.parametrize(

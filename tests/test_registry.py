@@ -440,3 +440,45 @@ def test_a_peak_the_run_passes_is_kept_however_old(tmp_path: Path) -> None:
     result = registry.update([], [peak("older", window=0)])
     assert result.peaks_expired == 0 and peak_id(peak("older")) in registry.load_peaks()
     assert registry.update([], []).peaks_expired == 1
+
+
+def test_entries_of_renamed_problems_move_to_their_new_ids_with_what_people_wrote(
+    registry: Registry,
+) -> None:
+    # A change of the masking rules renamed two problems into one (the store's problem_renames).
+    icon_v1, proxy_v1 = "UNCLASSIFIED:cards:icon_state_5d1f0c2a", "UNCLASSIFIED:cards:close_sent_0b7e3d11"
+    other_v1, proxy = "UNCLASSIFIED:cards:close_sent_9c4a7e20", "UNCLASSIFIED:cards:close_sent_received"
+    spike = Peak("spike", "problem", proxy_v1, T0, T0 + WINDOW, 40.0, 4.0, 10.0, proxy_v1, "cards")
+    registry.update([record(icon_v1), record(proxy_v1), record(other_v1)], [spike])
+    problems = registry.problems_path
+    edit(problems, f"{proxy_v1}:\n  triage: open", f"{proxy_v1}:\n  triage: acknowledged")
+    edit(
+        problems,
+        f"{proxy_v1}:\n  triage: acknowledged\n  until:\n  reason:\n  owner:",
+        f"{proxy_v1}:\n  triage: acknowledged\n  until:\n  reason:\n  owner: team-net",
+    )
+    edit(
+        problems,
+        f"{other_v1}:\n  triage: open\n  until:\n  reason:\n  owner:\n  ticket:",
+        f"{other_v1}:\n  triage: ignored\n  until:\n  reason: noise\n  owner: x\n  ticket: NET-7",
+    )
+    edit(registry.peaks_path, "status: new\n  notes:", "status: known\n  notes: nightly batch")
+    renames = {icon_v1: "UNCLASSIFIED:cards:icon_state", proxy_v1: proxy, other_v1: proxy}
+    moved = Peak("spike", "problem", proxy, T0, T0 + WINDOW, 40.0, 4.0, 10.0, proxy, "cards")
+
+    registry.update([record("UNCLASSIFIED:cards:icon_state"), record(proxy)], [moved], renames=renames)
+
+    entries = registry.load()
+    assert set(entries) == {"UNCLASSIFIED:cards:icon_state", proxy}
+    assert (entries[proxy].triage, entries[proxy].owner, entries[proxy].ticket, entries[proxy].reason) == (
+        "acknowledged",
+        "team-net",
+        "NET-7",
+        "noise",
+    )
+    peaks = registry.load_peaks()
+    assert list(peaks) == [peak_id(moved)]
+    assert (peaks[peak_id(moved)].problem_id, peaks[peak_id(moved)].notes) == (proxy, "nightly batch")
+    again = problems.read_bytes()
+    registry.update([record("UNCLASSIFIED:cards:icon_state"), record(proxy)], [moved], renames=renames)
+    assert problems.read_bytes() == again
