@@ -400,6 +400,17 @@ def test_teams_summary_card_shape_and_text() -> None:
     assert all(block["type"] == "RichTextBlock" for block in content["body"][5:])
 
 
+def test_the_teams_summary_says_what_changed_before_a_new_problem() -> None:
+    report = scenario_report()
+    report.problems[0].change = "first seen 4 min after etl rolled out 1.39.3"
+    body = card_content(teams_summary_card(report, page_url=None))["body"]
+    texts = ["".join(run["text"] for run in block.get("inlines", [])) for block in body]
+    at = next(n for n, text in enumerate(texts) if text.endswith(executive_summary(report)[0]))
+    assert texts[at + 1] == "first seen 4 min after etl rolled out 1.39.3"  # right under its problem
+    assert body[at + 1]["inlines"][0]["isSubtle"] is True
+    assert sum("rolled out" in text for text in texts) == 1
+
+
 def test_the_teams_summary_marks_what_the_pipeline_found_regressed() -> None:
     report = scenario_report()
     busiest = next(p for p in report.problems if p.id == BUSINESS)

@@ -120,7 +120,8 @@ def teams_summary_card(
     report: Report, *, page_url: str | None, redactor: Redactor = DEFAULT_REDACTOR
 ) -> dict[str, Any]:
     """The backfill's Teams message: the analysed range and how it went, run figures, the top problems
-    each with its severity and a NEW or REGRESSED marker, and a link to the Confluence page."""
+    each with its severity, a NEW or REGRESSED marker and what changed before it when known, and a
+    link to the Confluence page."""
     figures = report.figures
     failed = f"{figures.days_failed}" + (
         f" ({', '.join(figures.failed_days)})" if figures.failed_days else ""
@@ -165,7 +166,10 @@ def teams_summary_card(
         if sections.marker(item.problem):
             runs.append(text_run(sections.marker(item.problem) + " ", weight="Bolder", color="Accent"))
         runs.append(text_run(redactor.redact(item.line)))
-        lines.append([{"type": "RichTextBlock", "inlines": runs}])
+        blocks = [{"type": "RichTextBlock", "inlines": runs}]
+        if item.problem.change:  # what changed before it: the first thing to look at
+            blocks.append(literal(redactor.redact(item.problem.change), isSubtle=True))
+        lines.append(blocks)
     return card(head, lines, page_url)
 
 
