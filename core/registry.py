@@ -323,12 +323,14 @@ class Registry:
         for record in problems:
             entry = problem_doc.get(record.problem_id)
             fact = _fact_of(record, entry)
-            if entry is not None and fact == "regressed" and _triage(entry) == "resolved":
-                entry["triage"] = "open"  # reopened: people resolved it, and it came back
             machine = {"fact": fact, **self._problem_facts(record)}
             if entry is None:
                 added.append((record.problem_id, _new_entry(NEW_PROBLEM, machine)))
-            elif _set_all(entry, machine) or fact == "regressed":
+                continue
+            if fact == "regressed" and _triage(entry) == "resolved":
+                entry["triage"] = "open"  # reopened: people resolved it, and it came back
+                updated.add(record.problem_id)
+            if _set_all(entry, machine):
                 updated.add(record.problem_id)
         _insert_sorted(problem_doc, added)
         return len(added), len(updated)
@@ -361,7 +363,7 @@ class Registry:
             if start is not None
             and start < cutoff
             and key not in keep
-            and _peak_status(peak_doc[key]) == "new"
+            and _status(peak_doc[key]) == "new"
             and not _text(peak_doc[key].get("notes"))
         ]
         for key in old:
@@ -454,7 +456,7 @@ def _peak_status_issues(path: Path, doc: CommentedMap) -> list[RegistryIssue]:
             f"unknown status {_str(entry['status']).strip()!r} (allowed: {', '.join(PEAK_STATUSES)})",
         )
         for entry in doc.values()
-        if _peak_status(entry) not in PEAK_STATUSES
+        if _status(entry) not in PEAK_STATUSES
     ]
 
 
@@ -571,7 +573,7 @@ def _fill_from(target: CommentedMap, other: CommentedMap) -> None:
         if not _text(target.get(name)) and _text(other.get(name)):
             target[name] = other[name]
     if "scope" in target:  # a peak
-        if _peak_status(target) == "new" and _peak_status(other) != "new":
+        if _status(target) == "new" and _status(other) != "new":
             target["status"] = other["status"]
         return
     _legacy_to_triage(target)
@@ -592,7 +594,8 @@ def _insert_sorted(doc: CommentedMap, new: list[tuple[str, CommentedMap]]) -> No
 # --- entries -----------------------------------------------------------------------------------
 
 
-def _peak_status(entry: Mapping[str, Any]) -> str:
+def _status(entry: Mapping[str, Any]) -> str:
+    """The `status` an entry is written with: a peak's, or a problem's in a file of old."""
     return _str(entry.get("status") or "new").strip().lower()
 
 
@@ -600,7 +603,7 @@ def _triage(entry: Mapping[str, Any]) -> str:
     """A problem's triage; from its `status` in a file written before there was one."""
     if "triage" in entry or "status" not in entry:
         return _str(entry.get("triage") or "open").strip().lower()
-    status = _peak_status(entry)
+    status = _status(entry)
     return LEGACY_TRIAGE.get(status, status)
 
 
@@ -620,9 +623,9 @@ def _fact_of(record: ProblemRecord, entry: Mapping[str, Any] | None) -> str:
 def _legacy_to_triage(entry: CommentedMap) -> bool:
     """Give an entry with a `status` of old its `triage`, in the same place; True if it had one.
     A status the pipeline does not know stays as written, for its issue to name."""
-    if "triage" in entry or "status" not in entry or _peak_status(entry) not in LEGACY_TRIAGE:
+    if "triage" in entry or "status" not in entry or _status(entry) not in LEGACY_TRIAGE:
         return False
-    status = _peak_status(entry)
+    status = _status(entry)
     entry.insert(list(entry).index("status"), "triage", LEGACY_TRIAGE[status])
     del entry["status"]
     if status == "regressed" and not entry.get("fact"):
@@ -687,7 +690,7 @@ def _fact(entry: Mapping[str, Any]) -> str:
     """The pipeline's fact of an entry: "" for one it has not written yet (a `regressed` status of
     old says regressed)."""
     fact = _str(entry.get("fact") or "").strip().lower()
-    if not fact and "triage" not in entry and _peak_status(entry) == "regressed":
+    if not fact and "triage" not in entry and _status(entry) == "regressed":
         return "regressed"
     return fact if fact in FACTS else ""
 
@@ -710,7 +713,7 @@ def _peak_facts(peak: Peak) -> dict[str, Any]:
 def _peak_entry(key: str, entry: Mapping[str, Any]) -> PeakEntry:
     return PeakEntry(
         peak_id=key,
-        status=_peak_status(entry),
+        status=_status(entry),
         notes=_text(entry.get("notes")),
         kind=_str(entry.get("kind") or ""),
         scope=_str(entry.get("scope") or ""),

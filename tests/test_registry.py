@@ -139,8 +139,9 @@ def test_a_resolved_problem_seen_again_is_reopened_as_regressed(registry: Regist
         DENIED: ("open", "regressed"),  # reopened: seen since it was resolved
         POOL: ("ignored", "recurring"),  # only a resolved problem is reopened; seen on two days
     }
-    registry.update([record(POOL, last_seen=later), record(DENIED, last_seen=later)], [])
+    again = registry.update([record(POOL, last_seen=later), record(DENIED, last_seen=later)], [])
     assert registry.triages()[DENIED].fact == "regressed"  # until people triage it again
+    assert again.problems_updated == 0  # nothing changed, nothing counted
     edit(registry.problems_path, "triage: open", "triage: acknowledged")
     registry.update([record(POOL, last_seen=later), record(DENIED, last_seen=later)], [])
     assert registry.triages()[DENIED].fact == "recurring"

@@ -10,10 +10,10 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
-from core.model import isoformat, severity_rank, utc
+from core.model import severity_rank, utc
 from core.redact import DEFAULT_REDACTOR, Redactor
 from core.report import sections
 from core.report.model import (
@@ -24,6 +24,7 @@ from core.report.model import (
     occurrences,
     why_it_matters,
 )
+from core.report.sections import text
 
 # XML 1.0 forbids these characters even as character references; Confluence rejects a page holding one.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -35,21 +36,6 @@ SEVERITY_COLOURS = {"critical": "Red", "high": "Yellow", "medium": "Blue", "low"
 FACT_COLOURS = {"new": "Purple", "regressed": "Red", "recurring": "Grey"}
 TRIAGE_COLOURS = {"open": "Grey", "acknowledged": "Blue", "ignored": "Grey", "resolved": "Green"}
 """Status lozenge colours (Confluence offers Grey, Red, Yellow, Green, Blue and Purple)."""
-
-
-def text(value: object) -> str:
-    """Any value as plain text for a page cell."""
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return isoformat(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, list | tuple | set):
-        return ", ".join(text(item) for item in value)
-    return str(value)
 
 
 def xml(value: object, redactor: Redactor = DEFAULT_REDACTOR) -> str:

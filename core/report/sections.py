@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from core.model import Chain, ChainMember, Peak, plural, utc
+from core.model import Chain, ChainMember, Peak, isoformat, plural, utc
 from core.report.model import (
     TOP_DETAILS,
     ProblemSummary,
@@ -58,6 +58,21 @@ class InputHealth:
 
 
 PEAK_COLUMNS = ("Kind", "Scope", "Scope id", "Window start", "Window end", "Observed", "Baseline", "Ratio")
+
+
+def text(value: object) -> str:
+    """Any value as plain text for a page cell or a card fact: what both renderers show."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return isoformat(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list | tuple | set):
+        return ", ".join(text(item) for item in value)
+    return str(value)
 
 
 def title(report: Report) -> str:

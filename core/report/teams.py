@@ -17,9 +17,9 @@ from core.alerting import AlertUpdate, group
 from core.model import WINDOW, Finding, isoformat, plural, severity_rank, utc
 from core.redact import DEFAULT_REDACTOR, Redactor
 from core.report import sections
-from core.report.confluence import text
 from core.report.kibana import Kibana
 from core.report.model import Report, empty_summary
+from core.report.sections import text
 
 MAX_TEAMS_PAYLOAD_BYTES = 28_000
 """Teams rejects larger messages (about 28 KB); cards are cut to fit, with a "see Confluence" note."""
