@@ -269,7 +269,8 @@ def _links(episodes: list[_Episode], cfg: PropagateConfig) -> dict[tuple[int, in
         for name in sorted(episode.names):
             for dependency_name in cfg.dependencies.get(name, ()):
                 for dependency in by_name.get(dependency_name, ()):
-                    if dependency != dependent and overlap(dependency, dependent):
+                    # a dependency is between workloads: two problems of one workload are not one
+                    if episodes[dependency].workload != episode.workload and overlap(dependency, dependent):
                         pair = (min(dependency, dependent), max(dependency, dependent))
                         links[pair].depends.add((dependency, dependent))
     return {

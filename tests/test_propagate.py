@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from core.model import WINDOW, Analysis, Chain, ChainMember, Finding, Incident, InputStats
@@ -371,6 +371,13 @@ _member = st.tuples(
         st.lists(st.sampled_from(("core-db", "cards", "payments", *_NAMES)), max_size=2),
         max_size=3,
     ),
+)
+@example(  # found by CI: a namespace configured to depend on itself linked two problems of one workload
+    members=[
+        ("DATABASE", "too_many_connections", "payments", "postgres", "Deployment", 1.0, 1, set()),
+        ("APPLICATION", "too_many_connections", "payments", "postgres", "Deployment", 0.0, 1, set()),
+    ],
+    dependencies={"payments": ["payments"]},
 )
 def test_a_root_is_never_later_than_a_member_unless_that_member_depends_on_it(members, dependencies) -> None:
     cfg = PropagateConfig(dependencies=dependencies, min_confidence=0.0)
