@@ -305,6 +305,63 @@ def _flatten_into(flat: dict[str, Any], doc: Mapping[str, Any], prefix: str) -> 
             _flatten_into(flat, value, path + ".")
 
 
+_DETECTION_PATHS = ("log", "message", "kubernetes.namespace")
+"""What `detect_layout` reads besides the layouts' markers."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reads:
+    """Where the paths some field maps read can be in a document, for `flatten_read`: the objects on the
+    way to a path (`within`), and the objects holding pod labels (`labels`), read whole."""
+
+    within: frozenset[str]
+    labels: frozenset[str]
+    under_labels: tuple[str, ...]  # each of `labels` and a dot: what lies inside a label object
+
+
+@lru_cache(maxsize=64)  # one per analysed range, of a handful of layouts
+def reads(layout: Layout | None) -> Reads:
+    """The `Reads` of every path the field maps of `layout` (None: every preset) name, and of what
+    `detect_layout` reads."""
+    paths, labels = set(_DETECTION_PATHS), set()
+    for fm in field_maps(layout or None):
+        for field in fields(fm):
+            value = getattr(fm, field.name)
+            if field.name == "labels":
+                labels.update(value)
+            elif field.name == "owners":
+                paths.update(path for _, path in value)
+            elif isinstance(value, tuple):
+                paths.update(value)
+    within = {
+        ".".join(parts[:end])
+        for parts in (path.split(".") for path in paths | labels)
+        for end in range(1, len(parts))
+    }
+    return Reads(frozenset(within), frozenset(labels), tuple(sorted(label + "." for label in labels)))
+
+
+def flatten_read(doc: Mapping[str, Any], reads: Reads) -> dict[str, Any]:
+    """`flatten(doc)` at every path of `reads`, built without entering the objects none of them can
+    lie in (`agent`, `ecs`, `kubernetes.node`, `container.image` …): at each such path it holds what
+    `flatten` holds, in the same order. A path lies in an object only if the object's path is a
+    prefix of it (a key with dots in it included), so nothing skipped can set one."""
+    flat: dict[str, Any] = {}
+    _flatten_read_into(flat, doc, "", reads)
+    return flat
+
+
+def _flatten_read_into(flat: dict[str, Any], doc: Mapping[str, Any], prefix: str, reads: Reads) -> None:
+    for key, value in doc.items():
+        path = prefix + key if prefix else key
+        flat[path] = value
+        if isinstance(value, dict):
+            if path in reads.within:
+                _flatten_read_into(flat, value, path + ".", reads)
+            elif path in reads.labels or path.startswith(reads.under_labels):
+                _flatten_into(flat, value, path + ".")
+
+
 def detect_layout(flat: Mapping[str, Any], layouts: Sequence[FieldMap] = ()) -> FieldMap:
     """The first of `layouts` (default: `DETECTED`) whose markers the document holds; without any,
     the Fluent Bit one for a bare string `log`, else the ECS one."""
@@ -420,6 +477,9 @@ def first(flat: Mapping[str, Any], paths: Sequence[str]) -> Any:
 def text(flat: Mapping[str, Any], paths: Sequence[str]) -> str | None:
     """The first of `paths` holding a string (numbers are accepted as text), stripped; None otherwise."""
     value = first(flat, paths)
+    if type(value) is str:  # the common case, decided without the calls below
+        value = value.strip()
+        return (value if value.isascii() else valid_text(value)) or None
     return (valid_text(str(value).strip()) or None) if is_scalar(value) else None
 
 

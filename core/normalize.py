@@ -19,13 +19,16 @@ from core.layout import (
     ERROR_LEVELS,
     FieldMap,
     Layout,
+    Reads,
     detect_layout,
     document_level,
     first,
     flatten,
+    flatten_read,
     infer_level,
     level_fields,
     pod_labels,
+    reads,
     text,
     valid_text,
 )
@@ -79,14 +82,18 @@ class Record:
 
 def _records(docs: Iterable[Any], stats: InputStats, fields: Layout | None) -> Iterator[Record]:
     """The documents that have a time and a namespace; the others are counted as skipped."""
+    read = reads(fields)
     for doc in docs:
-        record = to_record(doc, stats, fields)
+        record = to_record(doc, stats, fields, read)
         if record is not None:
             yield record
 
 
-def to_record(doc: Any, stats: InputStats, fields: Layout | None = None) -> Record | None:
-    """The record of one document (a `_source` or a whole hit), or None after counting why it was skipped."""
+def to_record(
+    doc: Any, stats: InputStats, fields: Layout | None = None, read: Reads | None = None
+) -> Record | None:
+    """The record of one document (a `_source` or a whole hit), or None after counting why it was
+    skipped. With the `read` paths of `fields`, only the objects they can lie in are flattened."""
     doc_id = None
     if isinstance(doc, dict) and "_source" in doc:
         doc_id = doc.get("_id") if isinstance(doc.get("_id"), str) else None
@@ -94,7 +101,7 @@ def to_record(doc: Any, stats: InputStats, fields: Layout | None = None) -> Reco
     if not isinstance(doc, dict):
         stats.skip("not_an_object")
         return None
-    flat = flatten(doc)
+    flat = flatten(doc) if read is None else flatten_read(doc, read)
     fm = fields if isinstance(fields, FieldMap) else detect_layout(flat, fields or ())
 
     raw_ts = first(flat, fm.timestamp)

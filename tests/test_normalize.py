@@ -4,10 +4,20 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.layout import ECS, FLUENT_BIT, FieldMap, infer_level
+from core.layout import (
+    DETECTED,
+    ECS,
+    FLUENT_BIT,
+    FieldMap,
+    field_maps,
+    flatten,
+    flatten_read,
+    infer_level,
+    reads,
+)
 from core.model import InputStats, Workload
 from core.normalize import SKIP_REASONS, normalize, parse_timestamp
 from core.workload import attribute, is_shipper, workload_named_in, workload_of_pod
@@ -581,3 +591,76 @@ def test_ordinary_workload_mentioning_a_job_is_not_reattributed():
 )
 def test_is_shipper_matches_whole_name_parts(names, expected):
     assert is_shipper(*names) is expected
+
+
+# --- flattening only where the layouts read ------------------------------------------------------
+
+
+def _read_paths(layout) -> set[str]:
+    """Every path a field map of `layout` names, labels included."""
+    return {
+        path
+        for fm in field_maps(layout)
+        for group in (fm.timestamp, fm.namespace, fm.pod, fm.container, fm.labels, fm.level, fm.message)
+        + (fm.error_type, fm.trace_id, fm.markers, tuple(path for _, path in fm.owners))
+        for path in group
+    }
+
+
+_LAYOUTS = [None, *DETECTED, DETECTED[1:], ECS.override({"namespace": "meta.ns.name", "labels": "meta.lbl"})]
+_SEGMENTS = sorted(
+    {part for layout in _LAYOUTS for path in _read_paths(layout) for part in path.split(".")}
+    | {"agent", "node", "image", "x", "a.b"}
+)
+
+
+_RUNS = sorted(  # a read path's runs of segments: how a shipper may spell part of it as one dotted key
+    {
+        ".".join(parts[i:j])
+        for layout in _LAYOUTS
+        for parts in (path.split(".") for path in _read_paths(layout))
+        for i in range(len(parts))
+        for j in range(i + 1, len(parts) + 1)
+    }
+    | {  # and a run into a label object: `kubernetes.labels.app`, `labels.app` inside `kubernetes`
+        ".".join([*parts[i:], "app"])
+        for layout in _LAYOUTS
+        for fm in field_maps(layout)
+        for parts in (label.split(".") for label in fm.labels)
+        for i in range(len(parts))
+    }
+)
+_keys = st.one_of(
+    st.sampled_from(_RUNS),
+    st.lists(st.sampled_from(_SEGMENTS), min_size=1, max_size=3).map(".".join),
+)
+_trees = st.recursive(
+    st.one_of(st.none(), st.text(max_size=3), st.integers(-2, 2)),
+    lambda children: st.dictionaries(_keys, children, max_size=5),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_keys, _trees, max_size=8), st.sampled_from(_LAYOUTS))
+def test_flattening_where_the_layouts_read_keeps_what_they_read(doc: dict, layout) -> None:
+    """Documents that spell paths nested, dotted and both at once, over and over (a later spelling
+    wins): at every path read and every label, `flatten_read` holds what `flatten` holds, labels in
+    `flatten`'s order."""
+    whole, kept = flatten(doc), flatten_read(doc, reads(layout))
+    labels = tuple(label + "." for fm in field_maps(layout) for label in fm.labels)
+
+    def read(flat: dict) -> list:
+        return [(path, value) for path, value in flat.items() if path in paths or path.startswith(labels)]
+
+    paths = _read_paths(layout) | {"log", "message", "kubernetes.namespace"}  # what detect_layout reads
+    assert read(kept) == read(whole)
+
+
+def test_flattening_where_the_layouts_read_skips_the_rest() -> None:
+    doc = ecs_doc(agent={"type": "filebeat", "version": "8.13.4"})
+    doc["kubernetes"]["node"] = {"name": "node-1"}
+    kept = flatten_read(doc, reads(None))
+    assert "agent" in kept and "kubernetes.node" in kept  # an object stays at its own path
+    assert "agent.type" not in kept and "kubernetes.node.name" not in kept
+    assert kept["kubernetes.labels.pod-template-hash"] == "7c9dbf8d5x"
