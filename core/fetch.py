@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
@@ -190,9 +190,9 @@ class NdjsonSource:
             untimed: list[tuple[int, int]] = []
             position, after_untimed = 0, False
             for raw in handle:
-                if raw.strip():
-                    ts = _line_time(raw)
-                    if ts is None:
+                if not raw.isspace():
+                    hour = _line_hour(raw)
+                    if hour is None:
                         if after_untimed:
                             untimed[-1] = (untimed[-1][0], position + len(raw))
                         elif len(untimed) < UNTIMED_RUNS:
@@ -200,9 +200,8 @@ class NdjsonSource:
                         else:
                             untimed[:] = [(untimed[0][0], position + len(raw))]
                     else:
-                        hour = (ts - _EPOCH) // _HOUR
                         hours[hour] = (hours.get(hour, (position, 0))[0], position + len(raw))
-                    after_untimed = ts is None
+                    after_untimed = hour is None
                 position += len(raw)
         self._kept = (version, (hours, untimed))
         return hours, untimed
@@ -303,22 +302,68 @@ def _json_serializer() -> Any:
 
 def _counted(raw: bytes, start: datetime, end: datetime) -> bool:
     """A line that is not blank and whose timestamp is in [start, end) or cannot be read here
-    (normalize decides then)."""
-    if not raw.strip():
+    (normalize decides then). A range of whole hours (a backfill's day) is decided by the line's hour."""
+    if not raw or raw.isspace():
         return False
+    hours = _whole_hours(start, end)
+    if hours is not None:
+        hour = _line_hour(raw)
+        return hour is None or hours[0] <= hour < hours[1]
     ts = _line_time(raw)
     return ts is None or start <= ts < end
+
+
+@lru_cache(maxsize=16)
+def _whole_hours(start: datetime, end: datetime) -> tuple[int, int] | None:
+    """[first, stop) in hours since the epoch when both ends of the range are whole UTC hours."""
+    first, first_rest = divmod(start - _EPOCH, _HOUR)
+    stop, stop_rest = divmod(end - _EPOCH, _HOUR)
+    return None if first_rest or stop_rest else (first, stop)
 
 
 def _line_time(raw: bytes) -> datetime | None:
     """The UTC time of a line's timestamp; None when it has none or it cannot be read here."""
     found = _TIMESTAMP.search(raw)
-    if not found:
-        return None
+    return None if found is None else _time(found.group(1))
+
+
+def _time(value: bytes) -> datetime | None:
     try:
-        return utc(datetime.fromisoformat(found.group(1).decode("ascii")))
+        return utc(datetime.fromisoformat(value.decode("ascii")))
     except (UnicodeDecodeError, ValueError, OverflowError):  # 9999-12-31T23:00-05:00 is past year 9999
         return None
+
+
+_UTC_SECOND = re.compile(rb"\d{4}-\d\d-\d\dT(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,9})?Z")
+"""A time in UTC to the second or a fraction of it, as shippers write it: its first 13 bytes, the date
+and the hour, decide its hour, and whether it is a time at all (the rest is one whatever its digits)."""
+
+_HOURS: dict[bytes, int] = {}
+"""Hours since the epoch of the `_UTC_SECOND` times met, by their first 13 bytes."""
+
+HOURS_KEPT = 100_000
+"""Distinct hours `_HOURS` keeps, 11 years of them: emptied when full, so memory stays bounded."""
+
+
+def _line_hour(raw: bytes) -> int | None:
+    """The UTC hour (since the epoch) of a line's timestamp, None as for `_line_time`: a `_UTC_SECOND`
+    time is parsed once per hour, which makes the file's hour layout and a day's reading 2-3x cheaper."""
+    found = _TIMESTAMP.search(raw)
+    if found is None:
+        return None
+    value = found.group(1)
+    usual = _UTC_SECOND.fullmatch(value) is not None
+    if usual and (hour := _HOURS.get(value[:13])) is not None:
+        return hour
+    ts = _time(value)
+    if ts is None:
+        return None
+    hour = (ts - _EPOCH) // _HOUR
+    if usual:
+        if len(_HOURS) >= HOURS_KEPT:
+            _HOURS.clear()
+        _HOURS[value[:13]] = hour
+    return hour
 
 
 class ElasticsearchSource:

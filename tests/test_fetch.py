@@ -6,6 +6,8 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core import fetch as fetch_module
 from core.config import Settings
@@ -202,3 +204,60 @@ def test_a_file_that_changed_since_the_last_range_is_read_as_it_is_now(tmp_path)
 def test_a_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(SourceUnavailable, match="nope.ndjson"):
         list(NdjsonSource(tmp_path / "nope.ndjson").fetch(START, END, InputStats()))
+
+
+_STAMPS = st.one_of(
+    st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)).map(
+        lambda t: t.isoformat(timespec="milliseconds") + "Z"
+    ),
+    st.from_regex(  # times that only look like UTC to the second: out of range, in other zones, cut
+        r"\A[0-9]{4}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-6][0-9]:[0-6][0-9](\.[0-9]{0,10})?(Z|[+-]0[0-9]:[03]0|)\Z"
+    ),
+)
+
+
+_HOUR_PREFIXES = st.one_of(  # a date and an hour: valid ones, and ones no time has (24h, 30 Feb)
+    st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)).map(
+        lambda t: t.strftime("%Y-%m-%dT%H").rjust(13, "0")
+    ),
+    st.from_regex(r"\A[0-9]{4}-[01][0-9]-[0-3][0-9]T[0-2][0-9]\Z"),
+)
+_REST = st.from_regex(r"\A:[0-6][0-9]:[0-6][0-9](\.[0-9]{0,10})?(Z|[+-]0[0-9]:[03]0|)\Z")
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.one_of(_STAMPS, st.tuples(_HOUR_PREFIXES, st.lists(_REST, min_size=1, max_size=4))), max_size=4
+    )
+)
+def test_a_line_is_in_the_hour_its_time_is(drawn: list) -> None:
+    """The hour read by the first 13 bytes of a time, once per hour, is the hour of its parsed time,
+    for the times of one hour in any order, valid or not."""
+    stamps = [
+        stamp for d in drawn for stamp in ([d] if isinstance(d, str) else [d[0] + rest for rest in d[1]])
+    ]
+    fetch_module._HOURS.clear()
+    for stamp in stamps * 2:  # the second time from the hours kept
+        line = doc(stamp)
+        ts = fetch_module._line_time(line)
+        expected = None if ts is None else (ts - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(hours=1)
+        assert fetch_module._line_hour(line) == expected, stamp
+
+
+_NEAR = st.datetimes(min_value=datetime(2026, 2, 7), max_value=datetime(2026, 2, 12)).map(
+    lambda t: t.isoformat(timespec="microseconds") + "Z"
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_NEAR, _STAMPS), st.integers(-48, 48), st.integers(1, 48), st.booleans())
+def test_a_line_is_counted_in_a_range_as_its_time_says(
+    stamp: str, hours: int, length: int, whole: bool
+) -> None:
+    """In a range of whole hours by the line's hour, in any other by its time: the same lines."""
+    start = datetime(2026, 2, 9, tzinfo=UTC) + timedelta(hours=hours, minutes=0 if whole else 17)
+    end = start + timedelta(hours=length)
+    line = doc(stamp)
+    ts = fetch_module._line_time(line)
+    assert fetch_module._counted(line, start, end) == (ts is None or start <= ts < end)
