@@ -63,7 +63,10 @@ def against_baseline(observed: float, baseline: float | None, baseline_of: str) 
 
 def utc(dt: datetime) -> datetime:
     """Return `dt` as an aware UTC datetime (naive values are taken to be UTC)."""
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    tz = dt.tzinfo
+    if tz is UTC:  # already, as every time written with Z is read
+        return dt
+    return dt.replace(tzinfo=UTC) if tz is None else dt.astimezone(UTC)
 
 
 def window_start(ts: datetime, size: timedelta = WINDOW) -> datetime:

@@ -130,7 +130,7 @@ def to_event(record: Record, stats: InputStats, max_message_bytes: int = 65536) 
     """The event of one record, or None after counting why it was skipped."""
     flat, fm, namespace = record.flat, record.layout, record.namespace
     message = record.message
-    if message is None or not message.strip():
+    if message is None or not message or message.isspace():  # blank, found without copying it stripped
         stats.skip("missing_message")
         return None
     message = valid_text(message)
@@ -178,7 +178,7 @@ def parse_timestamp(value: Any) -> datetime | None:
     """An aware UTC datetime from an ISO-8601 string (Z, offset or naive = UTC) or epoch millis/seconds."""
     if isinstance(value, str):
         text = value.strip()
-        if _NUMBER.fullmatch(text):
+        if "T" not in text and _NUMBER.fullmatch(text):  # an ISO time has a T, a number none
             value = float(text)
         else:
             try:
