@@ -17,6 +17,7 @@ cores / (CPU per document of both): that bound is printed next to the measured r
     python3 bench/bench_pipeline.py --n 100000
     python3 bench/bench_pipeline.py --n 100000 --fetch-repeat 1 --workers 2
     python3 bench/bench_pipeline.py --n 1000000 --fetch-repeat 2
+    python3 bench/bench_pipeline.py --n 100000 1000000 --fetch-repeat 1 --workers 2   # and RSS(1M)/RSS(100k)
 """
 
 from __future__ import annotations
@@ -271,7 +272,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--n", type=int, default=100_000, help="events to generate and index (about)")
+    parser.add_argument(
+        "--n",
+        type=int,
+        nargs="+",
+        default=[100_000],
+        help="events to generate and index (about); several N in one run",
+    )
     parser.add_argument("--es-url", default=os.environ.get("TEST_ES_URL", "http://127.0.0.1:9200"))
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "ai-log-analyzer-bench")
     parser.add_argument("--fetch-repeat", type=int, default=3, help="rounds of the bare fetch comparison")
@@ -280,11 +287,25 @@ def main() -> None:
     args = parser.parse_args()
 
     args.work.mkdir(parents=True, exist_ok=True)
-    path = demo_file(args.work, args.n)
+    measured = {n: measure(n, args) for n in sorted(set(args.n))}
+    if len(measured) > 1 and not args.skip_backfill:
+        (small, small_runs), (large, large_runs) = measured[min(measured)], measured[max(measured)]
+        print(f"\npeak RSS at N = {large} / at N = {small} (target ≤ 1.2):")
+        for mine, theirs in zip(large_runs, small_runs, strict=True):
+            print(
+                f"- {mine.source}: {mine.peak_rss_mb:.0f} / {theirs.peak_rss_mb:.0f} = "
+                f"{mine.peak_rss_mb / theirs.peak_rss_mb:.2f}"
+            )
+
+
+def measure(n: int, args: argparse.Namespace) -> tuple[int, list[BackfillRun]]:
+    """The bare reads and the backfills over the demo of about `n` events, printed and appended to
+    `results.jsonl`: (documents, the backfill runs)."""
+    path = demo_file(args.work, n)
     lines = count_lines(path)
     settings = Settings(_env_file=None, es_url=args.es_url)
     with Elasticsearch(args.es_url, request_timeout=300) as client:
-        index = ensure_index(client, path, args.n, lines)
+        index = ensure_index(client, path, n, lines)
     start = datetime(END_DAY.year, END_DAY.month, END_DAY.day, tzinfo=UTC) - timedelta(days=DAYS - 1)
     end = start + timedelta(days=DAYS)
 
@@ -337,6 +358,7 @@ def main() -> None:
             "backfill": [asdict(b) for b in runs],
         }
         out.write(json.dumps(record) + "\n")
+    return lines, runs
 
 
 if __name__ == "__main__":
