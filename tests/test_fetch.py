@@ -96,11 +96,48 @@ def test_a_line_nested_deeper_than_the_stack_is_skipped_not_fatal(tmp_path):
     assert stats.skipped == {"malformed_json": 1}
 
 
-def test_elasticsearch_responses_read_as_the_json_module_reads_them():
+def page_documents(body: bytes) -> list[dict]:
+    """The documents the Elasticsearch source yields from one page of a search, read by the client's
+    serializer."""
     serializer = client_options(Settings(_env_file=None))["serializer"]
+    _, _, hits = fetch_module._parts(serializer.loads(body))
+    return [fetch_module._document(hit) for hit in hits]
+
+
+def test_elasticsearch_documents_read_as_the_json_module_reads_them():
     for line in AWKWARD:
-        body = b'{"hits": {"hits": [{"_id": "a", "_source": {' + line + b"}}]}}"
-        assert serializer.loads(body) == json.loads(body), line
+        body = b'{"pit_id": "p", "hits": {"hits": [{"_id": "a", "_source": {' + line + b'}, "sort": [7]}]}}'
+        assert page_documents(body) == json.loads(body)["hits"]["hits"], line
+
+
+def test_a_page_of_hits_is_read_lazily_and_any_other_answer_into_dicts():
+    serializer = client_options(Settings(_env_file=None))["serializer"]
+    page = (
+        b'{"pit_id": "p", "_shards": {"total": 2, "failed": 0},'
+        b' "hits": {"hits": [{"_id": "a", "_source": {"n": 1}}]}}'
+    )
+    assert not isinstance(serializer.loads(page), dict)  # its source is decoded when it is read
+    assert page_documents(page) == [{"_id": "a", "_source": {"n": 1}, "sort": None}]
+    others = [
+        b'{"id": "pit-id", "_shards": {"total": 1, "successful": 1, "failed": 0}}',  # a PIT opened
+        b'{"_shards": {"total": 1, "successful": 1, "failed": 0}}',  # an index refreshed
+        b'{"count": 3, "_shards": {"total": 1, "failed": 0}}',
+        b'{"took": 1, "hits": {"hits": [{"_index": "i", "_id": "a", "_source": {}}]}}',  # unfiltered
+        b"{}",
+    ]
+    for body in others:
+        assert serializer.loads(body) == json.loads(body), body
+
+
+def test_a_page_of_hits_tells_the_shards_that_failed():
+    serializer = client_options(Settings(_env_file=None))["serializer"]
+    failure = {"index": "logs-k8s-1", "reason": {"type": "query_shard_exception", "reason": "no such field"}}
+    page = json.dumps(
+        {"pit_id": "p", "_shards": {"total": 2, "failed": 1, "failures": [failure]}, "hits": {"hits": []}}
+    ).encode()
+    _, shards, _ = fetch_module._parts(serializer.loads(page))
+    with pytest.raises(SourceUnavailable, match="1 of 2 Elasticsearch shards failed in index logs-k8s-1"):
+        fetch_module._check_shards(shards)
 
 
 def test_a_document_whose_time_cannot_be_read_here_is_left_to_normalize(tmp_path):

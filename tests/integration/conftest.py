@@ -22,6 +22,8 @@ from elasticsearch.helpers import bulk
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
+from core.fetch import json_serializer
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVICES_SCRIPT = REPO_ROOT / "scripts" / "services.sh"
 DATABASE_GRANTS_SQL = REPO_ROOT / "scripts" / "services" / "postgres_database_grants.sql"
@@ -191,7 +193,8 @@ def es_url(service_settings: dict[str, str], es_version: str) -> str:
 
 @pytest.fixture(scope="session")
 def es_client(es_url: str) -> Iterator[Elasticsearch]:
-    with Elasticsearch(es_url, request_timeout=30) as client:
+    # The product's serializer (`client_options`): the source's pages are read as a run reads them.
+    with Elasticsearch(es_url, request_timeout=30, serializer=json_serializer()) as client:
         yield client
 
 

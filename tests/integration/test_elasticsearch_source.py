@@ -98,6 +98,36 @@ def test_the_source_is_limited_to_the_fields_the_pipeline_reads(
     assert hit["_source"]["kubernetes"]["namespace"] == "payments"
 
 
+def test_pages_read_lazily_yield_what_the_client_reads_into_dicts(
+    es_client: Elasticsearch, es_url: str, index_documents
+) -> None:
+    """The product's serializer (the `es_client` fixture's) against the client's own: the same hits."""
+    documents, _ = window_documents(40)
+    index = index_documents(documents)
+    # A lone surrogate (a message cut inside an emoji): its page is one the lazy decode refuses.
+    cut = (
+        b'{"@timestamp": "2026-02-09T08:30:00.5Z", "message": "ERROR cut \\ud83d", "log": {"level": "error"},'
+    )
+    cut += b' "kubernetes": {"namespace": "payments", "pod": {"name": "payments-api-7d9fbc5d8b-x2k4q"}}}'
+    es_client.transport.perform_request(
+        "PUT",
+        f"/{index}/_doc/cut",
+        body=cut,
+        headers={"content-type": "application/json", "accept": "application/json"},
+    )
+    es_client.indices.refresh(index=index)
+    with Elasticsearch(es_url, request_timeout=30) as plain:
+        read = {
+            name: list(
+                ElasticsearchSource(client, index, page_size=7, slices=2).fetch(START, END, InputStats())
+            )
+            for name, client in (("lazy", es_client), ("dicts", plain))
+        }
+    assert read["lazy"] == read["dicts"]
+    assert len(read["lazy"]) == 41
+    assert [h["_source"]["message"] for h in read["lazy"] if h["_id"] == "cut"] == ["ERROR cut \ud83d"]
+
+
 def open_contexts(client: Elasticsearch, index: str) -> int:
     stats = client.indices.stats(index=index, metric="search")
     return stats["indices"][index]["total"]["search"]["open_contexts"]
