@@ -17,7 +17,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache, partial
@@ -358,8 +358,8 @@ def _parts(response: _Page | dict) -> tuple[Any, dict, list]:
     if isinstance(response, _Page):
         header = msgspec.structs.asdict(response.shards) if response.shards else {}
         shards = {name: value for name, value in header.items() if value is not None}
-        return response.pit_id, {"_shards": shards}, response.hits.hits if response.hits else []
-    return response.get("pit_id"), response, response.get("hits", {}).get("hits", [])
+        return response.pit_id, shards, response.hits.hits if response.hits else []
+    return response.get("pit_id"), response.get("_shards") or {}, response.get("hits", {}).get("hits", [])
 
 
 def _counted(raw: bytes, start: datetime, end: datetime) -> bool:
@@ -505,7 +505,7 @@ class ElasticsearchSource:
             raise self._unreachable(exc) from None
         except (ApiError, TransportError) as exc:
             raise self._unreachable(exc) from None
-        _check_shards(response)
+        _check_shards(response.get("_shards"))
         return int(response.get("count", 0))
 
     def image_documents(self, namespace: str, start: datetime, end: datetime) -> Iterator[dict]:
@@ -564,7 +564,7 @@ class ElasticsearchSource:
                     ignore_unavailable=True,
                     allow_no_indices=True,
                 ).body
-                _check_shards(response)
+                _check_shards(response.get("_shards"))
                 found = (response.get("aggregations") or {}).get("images") or {}
                 buckets = found.get("buckets") or []
                 for bucket in buckets:
@@ -899,9 +899,10 @@ def _sort_value(hit: _Hit | dict) -> list:
     return hit.sort if type(hit) is _Hit else hit["sort"]
 
 
-def _check_shards(response: dict) -> None:
-    """Raise when a shard failed: its documents are missing from the answer, which still says 200."""
-    shards = response.get("_shards") or {}
+def _check_shards(shards: Mapping[str, Any] | None) -> None:
+    """Raise when the answer's shard header (`_shards`) says a shard failed: its documents are missing
+    from the answer, which still says 200."""
+    shards = shards or {}
     failed = shards.get("failed") or 0
     if not failed:
         return

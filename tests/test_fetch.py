@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
@@ -298,3 +299,22 @@ def test_a_line_is_counted_in_a_range_as_its_time_says(
     line = doc(stamp)
     ts = fetch_module._line_time(line)
     assert fetch_module._counted(line, start, end) == (ts is None or start <= ts < end)
+
+
+class _CountingClient:
+    """What `ElasticsearchSource.volume` asks of a client, the count answering with a failed shard as
+    Elasticsearch does (200, `_shards.failed` > 0)."""
+
+    def field_caps(self, **_: object) -> SimpleNamespace:
+        return SimpleNamespace(body={"indices": ["logs-k8s-1", "logs-k8s-2"], "fields": {}})
+
+    def count(self, **_: object) -> SimpleNamespace:
+        failure = {"index": "logs-k8s-2", "reason": {"type": "query_shard_exception", "reason": "bad range"}}
+        return SimpleNamespace(body={"count": 7, "_shards": {"total": 2, "failed": 1, "failures": [failure]}})
+
+
+def test_a_count_that_a_shard_failed_is_no_volume():
+    source = fetch_module.ElasticsearchSource(_CountingClient(), "logs-k8s-*", endpoint="")
+    start = datetime(2025, 1, 2, tzinfo=UTC)
+    with pytest.raises(SourceUnavailable, match="1 of 2 Elasticsearch shards failed in index logs-k8s-2"):
+        source.volume(start, start + timedelta(days=1), enough=1)
