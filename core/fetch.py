@@ -352,14 +352,14 @@ def _document(hit: _Hit | dict) -> dict:
     return {"_id": hit.id, "_source": source, "sort": hit.sort}
 
 
-def _parts(response: _Page | dict) -> tuple[Any, dict, list]:
+def _parts(response: _Page | dict) -> tuple[Any, dict | None, list]:
     """(PIT id, the answer's shard header, hits) of a page read into `_Page` or, by another client's
     serializer, into dicts (where filter_path drops an empty hits list)."""
     if isinstance(response, _Page):
         header = msgspec.structs.asdict(response.shards) if response.shards else {}
         shards = {name: value for name, value in header.items() if value is not None}
         return response.pit_id, shards, response.hits.hits if response.hits else []
-    return response.get("pit_id"), response.get("_shards") or {}, response.get("hits", {}).get("hits", [])
+    return response.get("pit_id"), response.get("_shards"), response.get("hits", {}).get("hits", [])
 
 
 def _counted(raw: bytes, start: datetime, end: datetime) -> bool:
