@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
+import oracle
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core import demo
 from core.fingerprint import (
     MASKING_RULES_VERSION,
     Fingerprinter,
@@ -302,6 +306,65 @@ def test_loghub_grouping_accuracy(dataset: str, threshold: float) -> None:
         rows = list(csv.DictReader(handle))
     predicted = [fingerprint(row["Content"]).key for row in rows]
     assert _grouping_accuracy(predicted, [row["EventId"] for row in rows]) >= threshold
+
+
+# Pieces the rules tell apart: their keywords, the characters their look-behinds and boundaries read,
+# digits, units, hosts, quotes and separators.
+_PIECES = (
+    "user", "User", "username", "login", "host", "hostname", "node", "server", "peer", "from", "to",
+    "Mon", "Thu", "Sat", "Jan", "Dec", "12", "1", "0x1f", "0X", "ff", "deadbeefdeadbeef1", "=", "]=", "a=",
+    ":", ".", "/", "//", "\\", "C:\\", "@", "-", "_", "+", "~", "<", ">", '"', "'", "(", ")", "[", "]",
+    "{", "}", ",", ";", "&", "?", "!", " ", "  ", "\t", "ms", "s", "KB", "bytes", "µs", "http://", "x.com",
+    ".io", "localhost", "10.0.0.1", "2024-05-01", "T", "Z", "+01:00", "12:30", "abc", "é", "٣", "ä1",
+    "3f2b8c1e-9d4a-4f6b-8a2e-1c3d5e7f9a0b", "1.5", "invoke.", "onExtend:", "is", "the", "x",
+)  # fmt: skip
+_EXTRA = [("acct", r"ACC-\d+"), ("gap", r"\s+x")]  # the second starts with a space
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=30).map("".join), st.text(max_size=40))
+def test_the_masker_masks_as_its_rules_did_with_their_look_behinds_first(pieces: str, text: str) -> None:
+    # Every alternative now starts with its first character (core/fingerprint.py); the rules as they
+    # were written before (tests/oracle.py) are the reference, with and without extra rules.
+    for message in (pieces, text, pieces + text):
+        assert Fingerprinter().mask(message) == oracle.ReferenceMasker().mask(message)
+        assert Fingerprinter(_EXTRA).mask(message) == oracle.ReferenceMasker(_EXTRA).mask(message)
+
+
+def test_the_masker_masks_each_rule_after_each_character_as_its_rules_did() -> None:
+    # What a rule requires before its first character matters where the scan stands just after that
+    # character: at the start, after a space, a separator or a plain word.
+    befores = ("", ".", ":", "/", "-", "+", "_", "a", "1", "]", "=", "\\", "@", "'", '"', "<", "~", "é")
+    shapes = (
+        "12:30", "2024-05-01", "2024-05-01T10:15:00Z", "Mon, Jan 2 10:00:00 2024", "10.0.0.1", "10.0.0.1:80",
+        "fe80:0:0:0:1:2:3:4", "3f2b8c1e-9d4a-4f6b-8a2e-1c3d5e7f9a0b", "http://x.com/a", "a@b.com",
+        "db-1.example.com:5432", "localhost:8080", "x.example.com", "/var/lib/x", "C:\\x", "5ms", "<5ms",
+        "5 KB", "0x1f", "deadbeefdeadbeef", '"a1"', "'a1'", "{a}", "user bob", "host db.example.com",
+        "onExtend:15", "a1", "1", "word", "user is",
+    )  # fmt: skip
+    messages = [
+        f"{prefix}{before}{shape}{suffix}"
+        for prefix in ("", " ", "(", "x ")
+        for before in befores
+        for shape in shapes
+        for suffix in ("", " x", ".", ":1", "a")
+    ]
+    for extra in ((), _EXTRA):
+        ours, reference = Fingerprinter(extra), oracle.ReferenceMasker(extra)
+        assert [ours.mask(m) for m in messages] == [reference.mask(m) for m in messages]
+
+
+def test_the_masker_masks_the_demo_and_loghub_as_its_rules_did(tmp_path: Path) -> None:
+    path = tmp_path / "demo.ndjson"
+    demo.generate(path, date(2026, 2, 9), days=1, seed=3, scale=0.2)
+    docs = [json.loads(line) for line in path.read_text().splitlines()]
+    messages = [text for doc in docs for key in ("message", "log") if isinstance(text := doc.get(key), str)]
+    for csv_path in sorted(LOGHUB.glob("*.csv")):
+        with csv_path.open(newline="", encoding="utf-8") as handle:
+            messages += [row["Content"] for row in csv.DictReader(handle)]
+    assert len(messages) > 6000
+    ours, reference = Fingerprinter(), oracle.ReferenceMasker()
+    assert [ours.mask(m) for m in messages] == [reference.mask(m) for m in messages]
 
 
 def test_digits_in_exception_names_are_not_blinded_by_the_cache() -> None:
