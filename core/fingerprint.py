@@ -252,8 +252,11 @@ class Fingerprinter:
 
     def mask(self, text: str) -> str:
         """The message with every variable part replaced by a typed placeholder such as `<IP>`."""
-        text = _WHITESPACE.sub(" ", _cut(text)).strip()
-        return self._masker.sub(self._replace, text)
+        text = _cut(text)
+        # Only a space is whitespace in printable text: without two in a row, every run is one space.
+        if "  " in text or not text.isprintable():
+            text = _WHITESPACE.sub(" ", text)
+        return self._masker.sub(self._replace, text.strip())
 
     def fingerprint(self, message: str, error_type: str | None = None) -> Fingerprint:
         """The fingerprint of one message; `error_type` (e.g. ECS `error.type`) joins the key."""

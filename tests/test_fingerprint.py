@@ -317,6 +317,7 @@ _PIECES = (
     "{", "}", ",", ";", "&", "?", "!", " ", "  ", "\t", "ms", "s", "KB", "bytes", "µs", "http://", "x.com",
     ".io", "localhost", "10.0.0.1", "2024-05-01", "T", "Z", "+01:00", "12:30", "abc", "é", "٣", "ä1",
     "3f2b8c1e-9d4a-4f6b-8a2e-1c3d5e7f9a0b", "1.5", "invoke.", "onExtend:", "is", "the", "x",
+    "\n", "\r\n", "\u00a0", "\u2028", "\u3000", "\x1c", "\x0b",
 )  # fmt: skip
 _EXTRA = [("acct", r"ACC-\d+"), ("gap", r"\s+x")]  # the second starts with a space
 
