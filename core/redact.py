@@ -49,9 +49,12 @@ _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*
 
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
 
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
+# These two start with their first character, and check the word boundary before it just after it
+# (`\b\d` is `\d(?<!\w\d)`): the regex engine then scans for that character at C speed instead of
+# trying the whole pattern at every position, 2-3x faster on log lines.
+_IBAN = re.compile(r"[A-Z](?<!\w[A-Z])[A-Z]\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
 
-_CARD = re.compile(r"\b\d(?:[ -]?\d){12,18}\b")
+_CARD = re.compile(r"\d(?<!\w\d)(?:[ -]?\d){12,18}\b")
 _DIGIT_GROUP = re.compile(r"\d+")
 
 
@@ -125,13 +128,19 @@ class Redactor:
         """Return `text` with every recognised secret replaced by its placeholder."""
         # Order matters: credentials with structure (URLs, auth headers, key=value) first, so that
         # the generic rules below do not eat half of them.
-        text = _URL_PASSWORD.sub(rf"\g<prefix>:{SECRET}@", text)
-        text = _BEARER.sub(rf"\g<scheme> {TOKEN}", text)
+        # A rule is only tried on text holding a piece of text every match of it holds: most lines
+        # have no "://", no "bearer" (in any case: only ASCII letters fold to those), no "eyJ", no "@".
+        if "://" in text:
+            text = _URL_PASSWORD.sub(rf"\g<prefix>:{SECRET}@", text)
+        if "bearer" in text.lower():
+            text = _BEARER.sub(rf"\g<scheme> {TOKEN}", text)
         folded = text.casefold()  # as IGNORECASE folds: "PASSWORD" and "paſſword" both hold "pass"
         if any(hint in folded for hint in _SECRET_KEY_HINTS):
             text = _SECRET_PAIR.sub(_redact_secret_pair, text)
-        text = _JWT.sub(JWT, text)
-        text = _EMAIL.sub(EMAIL, text)
+        if "eyJ" in text:
+            text = _JWT.sub(JWT, text)
+        if "@" in text:
+            text = _EMAIL.sub(EMAIL, text)
         text = _IBAN.sub(_redact_iban, text)
         text = _CARD.sub(_redact_card, text)
         for pattern in self._extra:

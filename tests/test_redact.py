@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import random
+import re
 import time
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core import redact as redact_module
@@ -160,3 +161,48 @@ def test_every_secret_key_word_holds_a_hint_so_the_quick_check_never_skips_a_pai
 @pytest.mark.parametrize("key", ["PassWord", "pa\u017f\u017fword", "api_\u212aey"])  # long s, Kelvin sign
 def test_the_quick_check_folds_case_as_the_pair_rule_does(key: str) -> None:
     assert redact(f"{key}=fake-value-1") == f"{key}=[SECRET]"
+
+
+# The rules as they were before the quick checks and the first-character IBAN and card patterns: the
+# reference the faster ones are compared with.
+_IBAN_BEFORE = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
+_CARD_BEFORE = re.compile(r"\b\d(?:[ -]?\d){12,18}\b")
+
+
+def _redacted_as_before(text: str) -> str:
+    m = redact_module
+    text = m._URL_PASSWORD.sub(rf"\g<prefix>:{m.SECRET}@", text)
+    text = m._BEARER.sub(rf"\g<scheme> {m.TOKEN}", text)
+    folded = text.casefold()
+    if any(hint in folded for hint in m._SECRET_KEY_HINTS):
+        text = m._SECRET_PAIR.sub(m._redact_secret_pair, text)
+    text = m._JWT.sub(m.JWT, text)
+    text = m._EMAIL.sub(m.EMAIL, text)
+    text = _IBAN_BEFORE.sub(m._redact_iban, text)
+    return _CARD_BEFORE.sub(m._redact_card, text)
+
+
+_SECRET_PIECES = (
+    *(line for line, _ in PLANTED), "BEARER x", "bEaReR", "://", "u:p@h", "@", "eyJ", "eyJabcdef.eyJabcdef.",
+    "GB82", "WEST", "1234", "4111", " ", "-", "_", "x", "é", "A", "1", ":", "=", ".", "K", "ſ",
+)  # fmt: skip
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.sampled_from(_SECRET_PIECES), max_size=12).map("".join), st.text(max_size=60))
+def test_redaction_is_what_the_rules_gave_before_their_quick_checks(pieces: str, text: str) -> None:
+    for line in (pieces, text, pieces + text):
+        assert redact(line) == _redacted_as_before(line)
+
+
+def test_redaction_after_each_character_is_what_the_rules_gave_before() -> None:
+    # Whether a rule may start depends on the character before it: a letter, a digit, a separator.
+    befores = ("", " ", "x", "1", "_", "-", ".", "=", ":", "/", "é", "ſ")
+    lines = [
+        f"{before}{line}{after}"
+        for before in befores
+        for line, _ in PLANTED
+        for after in ("", "x", " 1", ".")
+    ]
+    lines += [f"{before}{secret}" for before in befores for _, secret in PLANTED]
+    assert [redact(line) for line in lines] == [_redacted_as_before(line) for line in lines]
