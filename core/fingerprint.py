@@ -52,7 +52,7 @@ def _after(words: Sequence[str]) -> str:
 
 
 def _word(words: Sequence[str]) -> str:
-    """`\b(?:words)`, starting with the class of the words' first characters."""
+    r"""`\b(?:words)`, starting with the class of the words' first characters."""
     first = "[" + "".join(sorted({re.escape(word[0]) for word in words})) + "]"
     return rf"{first}(?<!\w{first})" + _after(words)
 
