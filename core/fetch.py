@@ -99,7 +99,14 @@ class Source(Protocol):
 
 
 # Finds the timestamp without parsing the JSON, so lines outside the range cost almost nothing.
-_TIMESTAMP = re.compile(rb'"(?:@timestamp|time|timestamp)"\s*:\s*"([^"]{10,40})"')
+_TIMESTAMP = re.compile(
+    rb'"(?:@timestamp|time|timestamp)"\s*:\s*"'
+    rb'(?:(?P<usual>(?P<hour>\d{4}-\d\d-\d\dT(?:[01]\d|2[0-3])):[0-5]\d:[0-5]\d(?:\.\d{1,9})?Z)"|(?P<other>[^"]{10,40})")'
+)
+"""A line's first timestamp value (10 to 40 characters), `usual` when it is a time in UTC to the second or
+a fraction of it, as shippers write it: its first 13 bytes (`hour`), the date and the hour, decide its
+hour, and whether it is a time at all (the rest is one whatever its digits). Told apart in the same
+search: a second regex over each value cost as much as finding it."""
 
 
 class NdjsonSource:
@@ -386,7 +393,7 @@ def _whole_hours(start: datetime, end: datetime) -> tuple[int, int] | None:
 def _line_time(raw: bytes) -> datetime | None:
     """The UTC time of a line's timestamp; None when it has none or it cannot be read here."""
     found = _TIMESTAMP.search(raw)
-    return None if found is None else _time(found.group(1))
+    return None if found is None else _time(found["usual"] or found["other"])
 
 
 def _time(value: bytes) -> datetime | None:
@@ -395,15 +402,6 @@ def _time(value: bytes) -> datetime | None:
     except (UnicodeDecodeError, ValueError, OverflowError):  # 9999-12-31T23:00-05:00 is past year 9999
         return None
 
-
-_TIMESTAMP_HOUR = re.compile(
-    rb'"(?:@timestamp|time|timestamp)"\s*:\s*"'
-    rb'(?:(?P<usual>(?P<hour>\d{4}-\d\d-\d\dT(?:[01]\d|2[0-3])):[0-5]\d:[0-5]\d(?:\.\d{1,9})?Z)"|(?P<other>[^"]{10,40})")'
-)
-"""`_TIMESTAMP`, telling apart (`usual`) a time in UTC to the second or a fraction of it, as shippers
-write it: its first 13 bytes (`hour`), the date and the hour, decide its hour, and whether it is a
-time at all (the rest is one whatever its digits). In the same search: a second regex over each
-value cost as much as finding it."""
 
 _HOURS: dict[bytes, int] = {}
 """Hours since the epoch of the `usual` times met, by their first 13 bytes."""
@@ -415,7 +413,7 @@ HOURS_KEPT = 100_000
 def _line_hour(raw: bytes) -> int | None:
     """The UTC hour (since the epoch) of a line's timestamp, None as for `_line_time`: a `usual` time is
     parsed once per hour, which makes the file's hour layout and a day's reading 2-3x cheaper."""
-    found = _TIMESTAMP_HOUR.search(raw)
+    found = _TIMESTAMP.search(raw)
     if found is None:
         return None
     usual, first = found.group("usual", "hour")
