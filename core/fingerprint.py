@@ -67,6 +67,9 @@ def _word(words: Sequence[str]) -> str:
 # specific shapes (key=value, URL, UUID, IP, timestamp) come before the generic "token containing a
 # digit" rule.
 _VALUE_HEAD = r"[\w\]]="
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_USER_WORDS = ("User", "user", "Username", "username", "login")
+_HOST_WORDS = ("host", "hostname", "node", "server", "peer", "from", "to")
 _BUILTIN_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     # everything right after "key=" is the value, whatever its shape
     (
@@ -91,8 +94,7 @@ _BUILTIN_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "TS",
         (
             r"\d(?<!\w\d)\d{3}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?",
-            _word(("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"))
-            + r"[a-z]*,? +(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+            _word(_WEEKDAYS) + r"[a-z]*,? +(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
             r"[a-z]* +\d{1,2} +\d{2}:\d{2}:\d{2}(?: +\d{4})?",
         ),
     ),
@@ -158,20 +160,17 @@ _CONTEXT_RULES: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "USER",
-        _word(("User", "user", "Username", "username", "login")) + r"\s+['\"]?",
+        _word(_USER_WORDS) + r"\s+['\"]?",
         rf"(?!(?:{_USER_STOPWORDS})\b)[\w.@-]+",
     ),
     (
         "HOST",
-        _word(("host", "hostname", "node", "server", "peer", "from", "to")) + r"[ =:]+",
+        _word(_HOST_WORDS) + r"[ =:]+",
         r"(?=[\w.-]*[A-Za-z])[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)++(?::\d{1,5})?(?![\w@.-])",
     ),
 )
 # Words that start a context rule or a weekday timestamp: the plain-word fast path must not eat them.
-_KEYWORDS = (
-    "User", "user", "Username", "username", "login", "host", "hostname", "node", "server", "peer", "from",
-    "to", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun",
-)  # fmt: skip
+_KEYWORDS = (*_USER_WORDS, *_HOST_WORDS, *_WEEKDAYS)
 _SEPARATORS = r"(?:[.:!?]?(?:[\s,;()\[\]{}]++|$))"
 # A plain word followed by separators cannot start any rule (unless it is a context keyword or a
 # key=value value), so runs of them are consumed first, in one attempt: about 4x faster. Its first
