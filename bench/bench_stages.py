@@ -1,7 +1,8 @@
 """What each stage of the hot loop costs per document, in this process: reading and decoding a range of
 the demo NDJSON file, normalize, fingerprint, classify and aggregate, each timed apart over the
 previous stage's output (CPU time, the best of `--repeat` rounds, each round with cold caches as a
-backfill's day starts them), and the file's hour layout, which a run works out once.
+backfill's day starts them), the file's hour layout, which a run works out once, and redaction, which
+every sample and template passes when a range is stored and a report published (here every message).
 
     python3 bench/bench_stages.py --n 100000
     python3 bench/bench_stages.py --n 1000000 --day 2025-01-02
@@ -30,6 +31,7 @@ from core.fingerprint import Fingerprinter  # noqa: E402
 from core.model import InputStats  # noqa: E402
 from core.normalize import normalize  # noqa: E402
 from core.pipeline import GC_THRESHOLDS  # noqa: E402
+from core.redact import redact  # noqa: E402
 
 
 def best_cpu(run: Callable[[], Any], repeat: int) -> tuple[float, Any]:
@@ -87,12 +89,14 @@ def main() -> None:
             aggregator.add(event, fp, problem)
 
     aggregate_s, _ = best_cpu(aggregate, args.repeat)
+    redact_s, _ = best_cpu(lambda: [redact(event.message) for event in events], args.repeat)
 
     n = len(docs)
     cache = fingerprinter._cached.cache_info()
     print(f"{n} documents, {len(events)} events, {start:%Y-%m-%d} – {end:%Y-%m-%d}")
     print(f"fingerprint cache: {cache.misses} messages masked, {cache.hits} hits")
-    print(f"hour layout of the whole file, once per run: {layout_s:.2f} s of CPU\n")
+    print(f"hour layout of the whole file, once per run: {layout_s:.2f} s of CPU")
+    print(f"redaction, per sample and template kept: {redact_s / len(events) * 1e6:.1f} µs per message\n")
     print("| stage | CPU µs per document |\n|---|---:|")
     stages = {
         "read + decode": read_s,

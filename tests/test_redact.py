@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import random
 import re
-import time
 
 import pytest
 from hypothesis import given, settings
@@ -139,16 +137,6 @@ def test_any_luhn_valid_card_is_redacted(body: str, before: str, after: str, sep
 def test_redaction_is_idempotent(text: str) -> None:
     once = redact(text)
     assert redact(once) == once
-
-
-def test_redaction_is_fast_on_samples() -> None:
-    rng = random.Random(7)
-    lines = [rng.choice(PLANTED)[0] + " " + "x" * rng.randint(0, 400) for _ in range(2000)]
-    started = time.perf_counter()
-    for line in lines:
-        redact(line)
-    per_line_ms = (time.perf_counter() - started) / len(lines) * 1000
-    assert per_line_ms < 1.0
 
 
 @pytest.mark.parametrize("word", redact_module._SECRET_KEY_WORDS.split("|"))
