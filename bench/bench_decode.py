@@ -99,7 +99,7 @@ def main() -> None:
     with source.path.open("rb") as handle:
         lines = [
             raw
-            for first, stop in source._segments(start, end)
+            for first, stop in source._segments(start, end)[0]
             for raw in _lines_starting_in(handle, first, stop)
             if _counted(raw, start, end)
         ]

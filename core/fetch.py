@@ -120,7 +120,8 @@ class NdjsonSource:
         return f"file {self.path}"
 
     def fetch(self, start: datetime, end: datetime, stats: InputStats) -> Iterator[dict]:
-        yield from self.fetch_part(start, end, self._segments(utc(start), utc(end)), stats)
+        segments, in_range = self._segments(utc(start), utc(end))
+        yield from self.fetch_part(start, end, segments, stats, in_range=in_range)
 
     def volume(self, start: datetime, end: datetime, *, enough: int) -> int:
         """The lines `fetch` would count in the range, up to `enough`: a range that has logs stops at
@@ -128,7 +129,7 @@ class NdjsonSource:
         start, end = utc(start), utc(end)
         found = 0
         with self._open() as handle:
-            for first, stop in self._segments(start, end):
+            for first, stop in self._segments(start, end)[0]:
                 for raw in _lines_starting_in(handle, first, stop):
                     if _counted(raw, start, end):
                         found += 1
@@ -142,7 +143,7 @@ class NdjsonSource:
         needle = json.dumps(namespace).encode()
         start, end = utc(start), utc(end)
         with self._open() as handle:
-            for first, stop in self._segments(start, end):
+            for first, stop in self._segments(start, end)[0]:
                 lines = (raw for raw in _lines_starting_in(handle, first, stop) if needle in raw)
                 yield from _documents(lines, start, end, InputStats())
 
@@ -151,43 +152,61 @@ class NdjsonSource:
         """Byte ranges of the file: the stretches that hold the range's lines, cut into `parts` pieces of
         about as many bytes each. Those stretches, not the whole file: logs are written in time order,
         so one day of a longer file lies in one part of it."""
-        segments = self._segments(utc(start), utc(end))
+        segments, in_range = self._segments(utc(start), utc(end))
         total = sum(stop - first for first, stop in segments)
         cuts = [total * i // parts for i in range(parts + 1)]
         pieces = [_bytes_between(segments, cuts[i], cuts[i + 1]) for i in range(parts)]
-        yield [partial(self.fetch_part, start, end, piece) for piece in pieces]
+        yield [partial(self.fetch_part, start, end, piece, in_range=in_range) for piece in pieces]
 
     def fetch_part(
-        self, start: datetime, end: datetime, segments: list[tuple[int, int]], stats: InputStats
+        self,
+        start: datetime,
+        end: datetime,
+        segments: list[tuple[int, int]],
+        stats: InputStats,
+        *,
+        in_range: bool = False,
     ) -> Iterator[dict]:
         """The documents of [start, end) on the lines that start at a byte offset in one of the
-        `segments` [first, stop), read in file order."""
+        `segments` [first, stop), read in file order; with `in_range`, every line of the segments
+        is known to be counted (`_segments`), so no line's time is read."""
         start, end = utc(start), utc(end)
         with self._open() as handle:
             for first, stop in segments:
-                yield from _documents(_lines_starting_in(handle, first, stop), start, end, stats)
+                lines = _lines_starting_in(handle, first, stop)
+                yield from _documents(lines, start, end, stats, in_range=in_range)
 
-    def _segments(self, start: datetime, end: datetime) -> list[tuple[int, int]]:
+    def _segments(self, start: datetime, end: datetime) -> tuple[list[tuple[int, int]], bool]:
         """The stretches [first, stop) of the file, in file order and apart, that hold every line
         `_documents` counts in the range: from the first to the last line of the hours it overlaps,
-        and each run of lines whose time cannot be read here."""
+        and each run of lines whose time cannot be read here. And whether every line in them is
+        counted, so that no line's time need be read: in a range of whole hours (a backfill's day)
+        whose first to last line no line of another hour lies between (no other hour's stretch
+        reaches into it), and whose runs are each of lines of no readable time only."""
         first_hour, end_hour = (start - _EPOCH) // _HOUR, -((_EPOCH - end) // _HOUR)
-        hours, untimed = self._layout()
+        hours, untimed, runs_apart = self._layout()
         spans = [span for hour, span in hours.items() if first_hour <= hour < end_hour]
         wanted = [(min(f for f, _ in spans), max(s for _, s in spans))] if spans else []
+        in_range = runs_apart and _whole_hours(start, end) is not None
+        if in_range and wanted:
+            low, high = wanted[0]
+            in_range = not any(
+                f < high and low < s for hour, (f, s) in hours.items() if not first_hour <= hour < end_hour
+            )
         segments: list[tuple[int, int]] = []
         for first, stop in sorted(wanted + untimed):
             if segments and first <= segments[-1][1]:
                 segments[-1] = (segments[-1][0], max(stop, segments[-1][1]))
             else:
                 segments.append((first, stop))
-        return segments
+        return segments, in_range
 
     def _layout(self) -> _Layout:
-        """Per UTC hour, the stretch [first, stop) of the file its lines lie in, and the runs of lines
+        """Per UTC hour, the stretch [first, stop) of the file its lines lie in, the runs of lines
         whose time cannot be read here (at most `UNTIMED_RUNS`; beyond, one run from the first such
-        line to the last). One pass over the file, kept while the file is unchanged: a backfill then
-        reads each day's stretch instead of the whole file once per day."""
+        line to the last), and whether the runs are each of such lines only (`runs_apart`: not
+        beyond). One pass over the file, kept while the file is unchanged: a backfill then reads each
+        day's stretch instead of the whole file once per day."""
         with self._open() as handle:
             stat = os.fstat(handle.fileno())
             version = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
@@ -195,7 +214,7 @@ class NdjsonSource:
                 return self._kept[1]
             hours: dict[int, tuple[int, int]] = {}
             untimed: list[tuple[int, int]] = []
-            position, after_untimed = 0, False
+            position, after_untimed, runs_apart = 0, False, True
             for raw in handle:
                 if not raw.isspace():
                     hour = _line_hour(raw)
@@ -206,12 +225,13 @@ class NdjsonSource:
                             untimed.append((position, position + len(raw)))
                         else:
                             untimed[:] = [(untimed[0][0], position + len(raw))]
+                            runs_apart = False  # the one run now holds timed lines too
                     else:
                         hours[hour] = (hours.get(hour, (position, 0))[0], position + len(raw))
                     after_untimed = hour is None
                 position += len(raw)
-        self._kept = (version, (hours, untimed))
-        return hours, untimed
+        self._kept = (version, (hours, untimed, runs_apart))
+        return hours, untimed, runs_apart
 
     def _open(self) -> BinaryIO:
         try:
@@ -222,7 +242,7 @@ class NdjsonSource:
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _HOUR = timedelta(hours=1)
-_Layout = tuple[dict[int, tuple[int, int]], list[tuple[int, int]]]
+_Layout = tuple[dict[int, tuple[int, int]], list[tuple[int, int]], bool]
 
 UNTIMED_RUNS = 1000
 """How many runs of lines of no readable time a file's layout keeps apart: each is read with every
@@ -255,10 +275,16 @@ def _lines_starting_in(handle: BinaryIO, first: int, stop: int) -> Iterator[byte
         yield line
 
 
-def _documents(lines: Iterable[bytes], start: datetime, end: datetime, stats: InputStats) -> Iterator[dict]:
-    """The JSON objects of the lines whose timestamp is in [start, end), or cannot be read here."""
+def _documents(
+    lines: Iterable[bytes], start: datetime, end: datetime, stats: InputStats, *, in_range: bool = False
+) -> Iterator[dict]:
+    """The JSON objects of the lines whose timestamp is in [start, end), or cannot be read here; with
+    `in_range`, of every line that is not blank (the caller knows they all are)."""
     for raw in lines:
-        if not _counted(raw, start, end):
+        if in_range:
+            if raw.isspace() or not raw:
+                continue
+        elif not _counted(raw, start, end):
             continue
         stats.fetched += 1
         try:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from core import fetch as fetch_module
@@ -166,8 +168,14 @@ def read_each_day(path, parts: int, monkeypatch) -> tuple[list[list], list[bytes
     """Each of the three days read from one source in `parts` parts: the `n` of its documents, and
     every line the reads looked at."""
     looked_at: list[bytes] = []
-    counted = fetch_module._counted
-    monkeypatch.setattr(fetch_module, "_counted", lambda raw, *a: looked_at.append(raw) or counted(raw, *a))
+    lines_starting_in = fetch_module._lines_starting_in
+
+    def read(handle, first: int, stop: int):
+        for raw in lines_starting_in(handle, first, stop):
+            looked_at.append(raw)
+            yield raw
+
+    monkeypatch.setattr(fetch_module, "_lines_starting_in", read)
     source = NdjsonSource(path)
     per_day = []
     for day in range(3):
@@ -216,8 +224,9 @@ def test_past_so_many_runs_of_lines_of_no_readable_time_they_are_read_as_one(tmp
     lines = [doc(t, n=t) if i % 10 else b'{"n": %d}' % i for i, t in enumerate(stamps)]
     write(path, lines)
     source = NdjsonSource(path)
-    _, untimed = source._layout()
+    _, untimed, runs_apart = source._layout()
     assert len(untimed) <= 2
+    assert not runs_apart  # the one run holds timed lines: each of them is checked against the range
     for day in range(3):
         start = START + timedelta(days=day - 1)
         docs = list(source.fetch(start, start + timedelta(days=1), InputStats()))
@@ -227,6 +236,84 @@ def test_past_so_many_runs_of_lines_of_no_readable_time_they_are_read_as_one(tmp
             if i % 10 == 0 or 24 * day <= i < 24 * day + 24
         ]
         assert [d["n"] for d in docs] == expected
+
+
+_LINE = st.one_of(
+    # hours since 8 Feb, from its evening to the morning of the 10th, and a minute
+    st.tuples(st.just("utc"), st.integers(20, 52), st.integers(0, 59)),
+    st.tuples(st.just("zoned"), st.integers(20, 52), st.sampled_from(["+02:00", "-05:30"])),
+    st.sampled_from([("untimed",), ("blank",), ("spaces",)]),
+)
+
+
+def _line(spec: tuple, n: int) -> bytes:
+    kind = spec[0]
+    if kind == "utc":
+        return doc(
+            f"{START - timedelta(days=1) + timedelta(hours=spec[1], minutes=spec[2]):%Y-%m-%dT%H:%M:%S}Z", n=n
+        )
+    if kind == "zoned":
+        return doc(f"{START - timedelta(days=1) + timedelta(hours=spec[1]):%Y-%m-%dT%H:%M:%S}{spec[2]}", n=n)
+    return {"untimed": b'{"n": %d}' % n, "blank": b"", "spaces": b"  "}[kind]
+
+
+@settings(max_examples=300, deadline=None)
+@example([("utc", 24, 5), ("utc", 24, 30)], True, 1000, 24, 1, 17, 1)  # a line before a range's minute
+@given(
+    st.lists(_LINE, max_size=40),
+    st.booleans(),
+    st.sampled_from([2, 1000]),
+    st.integers(18, 54),
+    st.integers(1, 30),
+    st.sampled_from([0, 17]),
+    st.integers(1, 3),
+)
+def test_a_range_reads_the_lines_its_times_say_in_any_file(
+    specs: list, in_order: bool, untimed_runs: int, first_hour: int, hours: int, minutes: int, parts: int
+) -> None:
+    """Read in parts or whole, from a file in time order or not, with few or many runs of lines of no
+    readable time, a range gives the documents of exactly the lines `_counted` keeps, in file order."""
+    if in_order:
+        specs = sorted(specs, key=lambda spec: spec[1] if spec[0] == "utc" else -1)
+    lines = [_line(spec, n) for n, spec in enumerate(specs)]
+    start = START - timedelta(days=1) + timedelta(hours=first_hour, minutes=minutes)
+    end = start + timedelta(hours=hours)
+    expected = [json.loads(raw)["n"] for raw in lines if fetch_module._counted(raw, start, end)]
+    kept = fetch_module.UNTIMED_RUNS
+    fetch_module.UNTIMED_RUNS = untimed_runs
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "logs.ndjson"
+            write(path, lines)
+            source = NdjsonSource(path)
+            assert [d["n"] for d in source.fetch(start, end, InputStats())] == expected
+            with source.split(start, end, parts) as readers:
+                assert [d["n"] for read in readers for d in read(InputStats())] == expected
+    finally:
+        fetch_module.UNTIMED_RUNS = kept
+
+
+@pytest.mark.parametrize(
+    ("late", "checked_lines"),
+    [
+        (None, 0),  # in time order
+        ("2026-02-09T12:00:00Z", 24 + 24 + 1),  # the 9th's stretch reaches across the 10th
+        ("2026-02-09T23:59:00Z", 24 + 24 + 1),
+        ("2026-02-10T11:00:00Z", 0),  # the 10th's lines out of order among themselves only
+    ],
+)
+def test_a_day_no_other_days_line_lies_among_is_read_without_each_lines_time(
+    tmp_path, monkeypatch, late, checked_lines
+):
+    """Only where a line of another hour lies among the day's lines is each line's time read."""
+    path = tmp_path / "logs.ndjson"
+    stamps = three_days(path, *([doc(late, n="late")] if late else []))
+    checked: list[bytes] = []
+    counted = fetch_module._counted
+    monkeypatch.setattr(fetch_module, "_counted", lambda raw, *a: checked.append(raw) or counted(raw, *a))
+    docs = list(NdjsonSource(path).fetch(START, END, InputStats()))
+    assert [d["n"] for d in docs] == stamps[24:48] + (["late"] if late and late < "2026-02-10" else [])
+    assert len(checked) == checked_lines
 
 
 def test_a_file_that_changed_since_the_last_range_is_read_as_it_is_now(tmp_path):
