@@ -180,9 +180,10 @@ class NdjsonSource:
         """The stretches [first, stop) of the file, in file order and apart, that hold every line
         `_documents` counts in the range: from the first to the last line of the hours it overlaps,
         and each run of lines whose time cannot be read here. And whether every line in them is
-        counted, so that no line's time need be read: in a range of whole hours (a backfill's day)
-        whose first to last line no line of another hour lies between (no other hour's stretch
-        reaches into it), and whose runs are each of lines of no readable time only."""
+        counted, so that no line's time need be read: so it is in a range of whole hours (a
+        backfill's day) when no line of another hour lies between the range's first line and its
+        last (no other hour's stretch reaches into theirs) and each run holds only lines of no
+        readable time."""
         first_hour, end_hour = (start - _EPOCH) // _HOUR, -((_EPOCH - end) // _HOUR)
         hours, untimed, runs_apart = self._layout()
         spans = [span for hour, span in hours.items() if first_hour <= hour < end_hour]
