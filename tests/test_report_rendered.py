@@ -216,7 +216,10 @@ def test_a_failed_run_opens_its_page_with_the_warning_panel(tmp_path: Path) -> N
     page.write_text(page_html(page_title(report), confluence_daily_page(report, chart_filename=None)))
     dom = run_chromium(page.as_uri(), tmp_path, "--dump-dom")
     assert dom.index('class="panel warning"') < dom.index("<h2>Executive summary</h2>")
-    assert "<th>Problem</th>" not in dom and "<p>No problems.</p>" in dom  # no table of nothing
+    assert "<th>Problem</th>" not in dom  # no table of nothing
+    for what in ("problems", "peaks", "chains"):  # and no section that says there is nothing
+        assert f"<p>No {what}.</p>" not in dom
+        assert f"<p>No {what} can be reported: the analysis failed (see above).</p>" in dom
     screenshot(page, tmp_path, "failed-page")
 
 

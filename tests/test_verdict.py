@@ -88,6 +88,10 @@ def test_an_empty_log_file_fails_the_day_everywhere(tmp_path):
     assert seen["page"].startswith('<ac:structured-macro ac:name="warning">')
     assert headline in seen["page"].split("<h1>")[0]
     assert "No problems in this range" not in seen["txt_all"] + seen["page"]
+    for what in ("problems", "peaks", "chains"):  # no section says there are none: none could be read
+        assert f"No {what}." not in seen["txt_all"] + seen["page"]
+        assert f"No {what} can be reported: the analysis failed (see above)." in seen["txt_all"]
+        assert f"<p>No {what} can be reported: the analysis failed (see above).</p>" in seen["page"]
     assert seen["verdict"]["status"] == "failed"
     assert seen["verdict"]["ranges"] == [
         {"label": str(DAY), "status": "failed", "reasons": [seen["verdict"]["reasons"][0]]}
@@ -164,6 +168,8 @@ def test_a_quiet_day_without_errors_is_not_a_failure(tmp_path):
     seen = outputs(tmp_path / "reports")
     assert seen["txt"] == "PROBLEM_ANALYSIS_REPORT"
     assert "No problems in this range." in seen["txt_all"]
+    for what in ("problems", "peaks", "chains"):
+        assert f"No {what}." in seen["txt_all"] and f"<p>No {what}.</p>" in seen["page"]
     assert seen["verdict"]["status"] == "ok"
 
 
@@ -186,6 +192,9 @@ def test_a_high_share_of_unusable_documents_is_degraded_with_a_warning(tmp_path)
     )
     assert "missing_namespace: 3" in seen["txt"]
     assert seen["page"].startswith('<ac:structured-macro ac:name="note">')
+    for what in ("peaks", "chains"):  # of a quarter of the documents: none found, not none
+        assert f"No {what}." not in seen["txt_all"] + seen["page"]
+        assert f"No {what} found in what could be read; the analysis is degraded (see above)." in seen["page"]
     assert seen["verdict"]["status"] == "degraded"
 
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from core.model import isoformat
 from core.report import sections
-from core.report.model import TOP_DETAILS, ProblemSummary, Report, empty_summary, occurrences
+from core.report.model import (
+    TOP_DETAILS,
+    ProblemSummary,
+    Report,
+    empty_summary,
+    nothing_listed,
+    occurrences,
+)
 
 _SECTION_RULE = "─"
 
@@ -38,6 +45,8 @@ def report_to_text(report: Report) -> str:
 
     lines += _section(f"PROBLEM DETAILS (Top {TOP_DETAILS})")
     details = sections.details(report)
+    if not details.problems:
+        lines.append(nothing_listed(report, "problems"))
     for rank, problem in enumerate(details.problems, start=1):
         lines += ["", f"#{rank} {problem.id}", *_problem_lines(problem)]
     if details.more:
@@ -45,7 +54,7 @@ def report_to_text(report: Report) -> str:
 
     lines += _section("PEAKS")
     if not report.peaks:
-        lines.append("No peaks.")
+        lines.append(nothing_listed(report, "peaks"))
     lines += [
         f"{kind} {scope} {scope_id} [{isoformat(start)}, {isoformat(end)}) observed {observed:g}, "
         f"baseline {baseline:g}, ratio {ratio:.1f}"
@@ -54,7 +63,7 @@ def report_to_text(report: Report) -> str:
 
     lines += _section("PROPAGATION CHAINS")
     if not report.chains:
-        lines.append("No chains.")
+        lines.append(nothing_listed(report, "chains"))
     for item in sections.chains(report):
         root = item.chain.root
         lines.append(

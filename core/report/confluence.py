@@ -21,6 +21,7 @@ from core.report.model import (
     ProblemSummary,
     Report,
     empty_summary,
+    nothing_listed,
     occurrences,
     why_it_matters,
 )
@@ -125,7 +126,7 @@ def confluence_daily_page(
         f"<h2>Top {TOP_DETAILS} problems</h2>",
         _problem_table(details.problems, utc(report.start).date(), redactor)
         if details.problems
-        else "<p>No problems.</p>",
+        else f"<p>{x(nothing_listed(report, 'problems'))}</p>",
         *(_problem_section(rank, p, redactor) for rank, p in enumerate(details.problems, start=1)),
     ]
     if details.more:
@@ -221,13 +222,15 @@ def _problem_section(rank: int, problem: ProblemSummary, redactor: Redactor) -> 
 
 def _peaks(report: Report, redactor: Redactor) -> str:
     rows = sections.peaks(report)
-    return _table(sections.PEAK_COLUMNS, rows, redactor) if rows else "<p>No peaks.</p>"
+    if not rows:
+        return f"<p>{xml(nothing_listed(report, 'peaks'), redactor)}</p>"
+    return _table(sections.PEAK_COLUMNS, rows, redactor)
 
 
 def _chains(report: Report, x: Callable[[object], str]) -> str:
     items = sections.chains(report)
     if not items:
-        return "<p>No chains.</p>"
+        return f"<p>{x(nothing_listed(report, 'chains'))}</p>"
     parts = []
     for item in items:
         members = "".join(

@@ -288,11 +288,18 @@ def _redacted(verdict: Verdict, redactor: Redactor) -> Verdict:
 def empty_summary(report: Report) -> str:
     """What the executive summary says when it lists no problem: never "No problems" for a range that
     could not be read."""
+    return nothing_listed(report, "problems", "No problems in this range.")
+
+
+def nothing_listed(report: Report, what: str, ok: str | None = None) -> str:
+    """What a section that lists no `what` (problems, peaks, chains) says: that there are none only
+    where the range was read (`ok`, default "No <what>."); where it failed, that none can be reported;
+    where it is degraded, that none were found in what could be read."""
     if report.verdict.failed:
-        return "No problems can be reported: the analysis failed (see above)."
+        return f"No {what} can be reported: the analysis failed (see above)."
     if not report.verdict.ok:
-        return "No problems found in what could be read; the analysis is degraded (see above)."
-    return "No problems in this range."
+        return f"No {what} found in what could be read; the analysis is degraded (see above)."
+    return ok or f"No {what}."
 
 
 def _summarize(
