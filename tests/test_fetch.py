@@ -246,14 +246,15 @@ _LINE = st.one_of(
 )
 
 
+FEB_8 = START - timedelta(days=1)
+
+
 def _line(spec: tuple, n: int) -> bytes:
     kind = spec[0]
     if kind == "utc":
-        return doc(
-            f"{START - timedelta(days=1) + timedelta(hours=spec[1], minutes=spec[2]):%Y-%m-%dT%H:%M:%S}Z", n=n
-        )
+        return doc(f"{FEB_8 + timedelta(hours=spec[1], minutes=spec[2]):%Y-%m-%dT%H:%M:%S}Z", n=n)
     if kind == "zoned":
-        return doc(f"{START - timedelta(days=1) + timedelta(hours=spec[1]):%Y-%m-%dT%H:%M:%S}{spec[2]}", n=n)
+        return doc(f"{FEB_8 + timedelta(hours=spec[1]):%Y-%m-%dT%H:%M:%S}{spec[2]}", n=n)
     return {"untimed": b'{"n": %d}' % n, "blank": b"", "spaces": b"  "}[kind]
 
 
@@ -276,7 +277,7 @@ def test_a_range_reads_the_lines_its_times_say_in_any_file(
     if in_order:
         specs = sorted(specs, key=lambda spec: spec[1] if spec[0] == "utc" else -1)
     lines = [_line(spec, n) for n, spec in enumerate(specs)]
-    start = START - timedelta(days=1) + timedelta(hours=first_hour, minutes=minutes)
+    start = FEB_8 + timedelta(hours=first_hour, minutes=minutes)
     end = start + timedelta(hours=hours)
     expected = [json.loads(raw)["n"] for raw in lines if fetch_module._counted(raw, start, end)]
     kept = fetch_module.UNTIMED_RUNS
@@ -302,7 +303,7 @@ def test_a_range_reads_the_lines_its_times_say_in_any_file(
         ("2026-02-10T11:00:00Z", 0),  # the 10th's lines out of order among themselves only
     ],
 )
-def test_a_day_no_other_days_line_lies_among_is_read_without_each_lines_time(
+def test_a_day_is_read_without_each_lines_time_unless_another_hours_line_lies_among_it(
     tmp_path, monkeypatch, late, checked_lines
 ):
     """Only where a line of another hour lies among the day's lines is each line's time read."""
