@@ -41,6 +41,7 @@ from core.publish import (
     teams_alert_card,
     teams_summary_card,
     trend_chart_png,
+    trend_figure,
 )
 from core.redact import Redactor
 from core.registry import Registry
@@ -480,6 +481,17 @@ def test_trend_chart_is_a_png() -> None:
     assert trend_chart_png([])[:8] == PNG_MAGIC
     one = [incident(DB, "critical", hour=5, namespace="a", workload="w", count=3)]
     assert trend_chart_png(one)[:8] == PNG_MAGIC
+
+
+def test_an_empty_trend_chart_spans_its_range_and_says_why_it_is_empty() -> None:
+    from matplotlib.dates import num2date
+
+    figure = trend_figure([], start=DAY, end=DAY + timedelta(days=1), empty="No errors can be reported.")
+    (axes,) = figure.axes
+    assert [text.get_text() for text in axes.texts] == ["No errors can be reported."]
+    low, high = (num2date(limit) for limit in axes.get_xlim())
+    assert (low, high.replace(microsecond=0)) == (DAY, DAY + timedelta(hours=23, minutes=59, seconds=59))
+    assert not trend_figure(scenario_incidents(), start=DAY, end=DAY + timedelta(days=1)).axes[0].texts
 
 
 def test_file_channel_writes_the_body_and_the_attachments(tmp_path: Path) -> None:

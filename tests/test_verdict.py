@@ -18,6 +18,7 @@ from core import demo
 from core.cli import backfill_command, main, regular_phase_command
 from core.fetch import NdjsonSource
 from core.model import InputStats, Verdict
+from core.publish import trend_chart_png
 from core.store import Store
 from core.verdict import VerdictConfig, read_verdict, volume_verdict
 
@@ -96,6 +97,16 @@ def test_an_empty_log_file_fails_the_day_everywhere(tmp_path):
     assert seen["verdict"]["ranges"] == [
         {"label": str(DAY), "status": "failed", "reasons": [seen["verdict"]["reasons"][0]]}
     ]
+    # The chart attached to the page says so too, not "No errors in this range".
+    (chart,) = (tmp_path / "reports").glob("publish/trend_*.png")
+    start = datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC)
+    failed, quiet = "No errors can be reported: the analysis failed (see above).", "No errors in this range."
+    drawn = {
+        text: trend_chart_png([], start=start, end=start + timedelta(days=1), empty=text)
+        for text in (failed, quiet)
+    }
+    assert chart.read_bytes() == drawn[failed]
+    assert chart.read_bytes() != drawn[quiet]
 
 
 def test_a_file_of_random_bytes_fails_the_day_naming_why(tmp_path):

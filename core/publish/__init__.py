@@ -21,7 +21,7 @@ from core.publish.publisher import (
     publish,
     report_messages,
 )
-from core.publish.render import redacted_csv, trend_chart_png
+from core.publish.render import redacted_csv, trend_chart_png, trend_figure
 from core.report import ReportFileError, StoredReport, newest_complete_report, read_report
 from core.report.confluence import confluence_daily_page, known_errors_page, known_peaks_page
 from core.report.teams import AlertContext, payload_size, teams_alert_card, teams_summary_card
@@ -73,4 +73,5 @@ __all__ = [
     "teams_alert_card",
     "teams_summary_card",
     "trend_chart_png",
+    "trend_figure",
 ]

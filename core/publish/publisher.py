@@ -26,6 +26,7 @@ from core.registry import Registry, RegistryError
 from core.report import Report, report_to_csv
 from core.report.confluence import confluence_daily_page, known_errors_page, known_peaks_page, page_title
 from core.report.kibana import Kibana
+from core.report.model import nothing_listed
 from core.report.teams import payload_text, teams_alert_card, teams_summary_card
 
 if TYPE_CHECKING:
@@ -189,7 +190,14 @@ def report_messages(
     `_registry_messages`), and the Teams summary linking to the daily page."""
     attachments = (
         Attachment(
-            CHART_FILENAME, render.trend_chart_png(incidents, start=report.start, end=report.end), "image/png"
+            CHART_FILENAME,
+            render.trend_chart_png(
+                incidents,
+                start=report.start,
+                end=report.end,
+                empty=nothing_listed(report, "errors", "No errors in this range."),
+            ),
+            "image/png",
         ),
         Attachment(
             CSV_FILENAME, render.redacted_csv(report_to_csv(report), redactor).encode("utf-8"), "text/csv"

@@ -9,19 +9,41 @@ import io
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from core.model import Incident, utc
 from core.redact import DEFAULT_REDACTOR, Redactor
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # ----------------------------------------------------------------------------------------------- chart
 
 
 def trend_chart_png(
-    incidents: Iterable[Incident], *, start: datetime | None = None, end: datetime | None = None
+    incidents: Iterable[Incident],
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    empty: str = "No errors in this range.",
 ) -> bytes:
-    """Errors per hour by category over [start, end) (default: the incidents' span) as a PNG image.
+    """Errors per hour by category over [start, end) (default: the incidents' span) as a PNG image;
+    `empty` is written across it when there is none (a failed range's report says why instead).
 
     Only category names and counts are drawn: no log text reaches the picture."""
+    buffer = io.BytesIO()
+    trend_figure(incidents, start=start, end=end, empty=empty).savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def trend_figure(
+    incidents: Iterable[Incident],
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    empty: str = "No errors in this range.",
+) -> Figure:
+    """The figure `trend_chart_png` draws."""
     # Imported here: matplotlib takes half a second to import, and only a published report has a chart.
     from matplotlib import dates as mdates
     from matplotlib.figure import Figure
@@ -41,17 +63,17 @@ def trend_chart_png(
         hours = [first + timedelta(hours=n) for n in range(int((last - first) / timedelta(hours=1)) + 1)]
         for category in sorted(per_category):
             axes.plot(hours, [per_category[category].get(hour, 0) for hour in hours], label=category)
+        if first < last:
+            axes.set_xlim(first, last)  # the range's own dates, also when nothing is drawn
     if per_category:
         axes.legend(loc="upper left", fontsize="small")
     else:
-        axes.text(0.5, 0.5, "No errors in this range", ha="center", va="center", transform=axes.transAxes)
+        axes.text(0.5, 0.5, empty, ha="center", va="center", wrap=True, transform=axes.transAxes)
     axes.set_title("Errors per hour by category (UTC)")
     axes.set_ylabel("errors")
     axes.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M", tz=UTC))
     axes.grid(alpha=0.3)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure
 
 
 # ------------------------------------------------------------------------------------------------- CSV
